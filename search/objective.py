@@ -1,0 +1,79 @@
+"""The objective: sample, build, fit, report, prune. Data is loaded once, outside it."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+import torch
+
+from model_space import SearchSpace, build_model, build_optimizer, count_parameters, sample_config
+from search.data import DataBundle
+from search.train import DivergedError, EpochResult, fit
+
+FAIL_REASON = "fail_reason"
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    return (study_seed * 1_000_003 + trial_number) % (2**31)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Callable handed to ``study.optimize``; returns the last epoch's val accuracy."""
+
+    data: DataBundle
+    space: SearchSpace
+    epochs: int
+    seed: int
+    device: torch.device
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = sample_config(trial, self.space)
+        seed = trial_seed(self.seed, trial.number)
+        seed_everything(seed)
+        model = build_model(config, self.data.input_shape, self.data.n_classes).to(self.device)
+        optimizer = build_optimizer(config, model.parameters())
+        trial.set_user_attr("n_params", count_parameters(model))
+        trial.set_user_attr("device", str(self.device))
+        epochs_done: list[EpochResult] = []
+
+        def on_epoch(result: EpochResult) -> None:
+            epochs_done.append(result)
+            trial.report(result.val_accuracy, step=result.epoch + 1)
+            if trial.should_prune():
+                self._record(trial, epochs_done)
+                raise optuna.TrialPruned(f"val_accuracy {result.val_accuracy:.4f} "
+                                         f"at epoch {result.epoch + 1}")
+
+        try:
+            fit(model, optimizer, config, self.data, self.epochs, seed, self.device, on_epoch)
+        except DivergedError as error:
+            self._record(trial, epochs_done)
+            trial.set_user_attr(FAIL_REASON, str(error))
+            # A NaN value fails this trial with a one-line warning; the study goes on.
+            return math.nan
+        except (RuntimeError, MemoryError) as error:
+            self._record(trial, epochs_done)
+            trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}"[:500])
+            raise
+        self._record(trial, epochs_done)
+        return epochs_done[-1].val_accuracy
+
+    @staticmethod
+    def _record(trial: optuna.Trial, epochs: list[EpochResult]) -> None:
+        trial.set_user_attr("epochs_run", len(epochs))
+        if not epochs:
+            return
+        trial.set_user_attr("seconds_per_epoch", round(sum(e.seconds for e in epochs)
+                                                       / len(epochs), 4))
+        trial.set_user_attr("train_loss", round(epochs[-1].train_loss, 6))

@@ -1,0 +1,165 @@
+"""``python -m search.run``: run (or resume) a hyperparameter search study."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages import RDBStorage
+from sqlalchemy.exc import SQLAlchemyError
+
+from search import cli
+from search.data import DataError, load_bundle
+from search.objective import Objective
+from search.progress import TargetCallback, count_states, finished, summary
+from search.spec import (
+    PRUNER_NAMES,
+    SAMPLER_NAMES,
+    RunOptions,
+    SpecError,
+    StudySpec,
+    merge_stored,
+    read_toml,
+)
+from search.study import default_storage, load_or_create, mask_url, open_storage, stored_spec
+
+PROG = "python -m search.run"
+# CLI flag -> spec or run key; flags left at None were not given and do not override.
+SPEC_FLAGS = ("dataset", "epochs", "seed", "sampler", "pruner")
+RUN_FLAGS = ("trials", "timeout", "study", "storage", "device")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.Parser(prog=PROG, description="Search CNN hyperparameters with Optuna.")
+    p.add_argument("--trials", type=cli.positive_int,
+                   help="study-wide target of finished (complete + pruned) trials (default 100)")
+    p.add_argument("--epochs", type=cli.positive_int, help="max epochs per trial (default 8)")
+    p.add_argument("--timeout", type=cli.positive_float, help="stop starting trials after S seconds")
+    p.add_argument("--seed", type=cli.non_negative_int, help="search seed (default 0)")
+    p.add_argument("--study", help="study name (default: the dataset name)")
+    p.add_argument("--storage", help="SQLAlchemy URL (default sqlite:///studies/<study>.db)")
+    p.add_argument("--dataset", help="dataset name (default digits)")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default tpe")
+    p.add_argument("--pruner", choices=PRUNER_NAMES, help="default sha (successive halving)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _asked(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(spec keys, run keys) set by the config file and then by explicit flags."""
+    spec, run = read_toml(args.config) if args.config else ({}, {})
+    spec.update({k: getattr(args, k) for k in SPEC_FLAGS if getattr(args, k) is not None})
+    run.update({k: getattr(args, k) for k in RUN_FLAGS if getattr(args, k) is not None})
+    return spec, run
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise cli.UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise cli.UsageError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def _storage_url(run: RunOptions, study: str) -> str:
+    if run.storage:
+        return run.storage
+    Path("studies").mkdir(exist_ok=True)
+    return default_storage(study)
+
+
+def _optimize(study: optuna.Study, objective: Objective, run: RunOptions,
+              callback: TargetCallback) -> None:
+    callback.start(finished(count_states(study)))
+    try:
+        study.optimize(objective, timeout=run.timeout, callbacks=[callback],
+                       catch=(RuntimeError, MemoryError), gc_after_trial=False)
+    finally:
+        callback.close()
+
+
+def _may_exist(url: str) -> bool:
+    if not url.startswith("sqlite:///"):
+        return True
+    path = url.removeprefix("sqlite:///")
+    return path in ("", ":memory:") or Path(path).exists()
+
+
+def _open(url: str) -> RDBStorage:
+    try:
+        return open_storage(url)
+    except (SQLAlchemyError, ValueError, RuntimeError) as error:
+        # Optuna's own messages (an old schema: run `optuna storage upgrade`) are kept whole.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise cli.UsageError(f"cannot open storage {mask_url(url)!r}: {first}") from None
+
+
+def run_search(args: argparse.Namespace) -> int:
+    asked_spec, asked_run = _asked(args)
+    run = RunOptions(**asked_run)
+    StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
+    name = cli.check_study_name(run.study or Path(str(asked_spec.get("dataset", "digits"))).name)
+    device = resolve_device(run.device)
+    url = _storage_url(run, name)
+    # A new SQLite file is created only once the spec and the data have proved usable.
+    storage = _open(url) if _may_exist(url) else None
+    stored = stored_spec(storage, name) if storage is not None else None
+    spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
+    data = load_bundle(spec.data)
+    storage = storage or _open(url)
+    study = load_or_create(name, storage, spec)
+    done = finished(count_states(study))
+    shown_url = mask_url(url)
+    if done >= run.trials:
+        print(f"study {name!r} already has {done} finished trials (target {run.trials}); "
+              "nothing to do. Raise --trials to add more.")
+        print(summary(study, run.trials, shown_url, 0.0))
+        return cli.EXIT_OK
+    objective = Objective(data, spec.space, spec.epochs, spec.seed, device)
+    callback = TargetCallback(run.trials, show=not args.quiet)
+    started = time.perf_counter()
+    try:
+        _optimize(study, objective, run, callback)
+    except KeyboardInterrupt:
+        done = finished(count_states(study))
+        print(f"\ninterrupted: study {name!r} has {done}/{run.trials} finished trials; the running "
+              f"trial was marked failed. Resume with: {resume_command(name, url, run.trials)}",
+              file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    print(summary(study, run.trials, shown_url, time.perf_counter() - started))
+    if callback.consecutive_failures >= 10:
+        return cli.fail(PROG, f"stopped after {callback.consecutive_failures} failed trials in a "
+                        f"row; last reason: {callback.last_failure}", cli.EXIT_FAILURE)
+    return cli.EXIT_OK
+
+
+def resume_command(study: str, url: str, trials: int) -> str:
+    storage = "" if url == default_storage(study) else f" --storage {mask_url(url)}"
+    return f"{PROG} --study {study}{storage} --trials {trials}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    cli.sigterm_as_interrupt()
+    try:
+        return run_search(args)
+    except (cli.UsageError, SpecError, DataError) as error:
+        return cli.fail(PROG, str(error))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""A study spec: what defines a study (data, budget, space, strategy) and how one run goes.
+
+Precedence: defaults in code < the spec stored in an existing study < ``--config`` TOML
+< explicit CLI flags. A stored study refuses a spec that contradicts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model_space import SearchSpace, SpaceError
+from search.data import DataOptions
+
+SAMPLER_NAMES = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNER_NAMES = ("sha", "hyperband", "median", "none")
+
+
+class SpecError(ValueError):
+    """A study spec or run option holds a value that cannot be used."""
+
+
+def _fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise SpecError(f"{name} must be a number between 0 and 1 (exclusive) but got {value!r}")
+
+
+def _whole(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{name} must be an integer >= {minimum} but got {value!r}")
+
+
+def _one_of(name: str, value: Any, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise SpecError(f"unknown {name} {value!r}; known: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything that defines a study. Stored in the study; a resumed study keeps it."""
+
+    data: DataOptions = DataOptions()
+    # Largest number of epochs one trial may train (Hyperband's max resource).
+    epochs: int = 8
+    # Seeds the sampler and, with the trial number, each trial's weights and batch order.
+    seed: int = 0
+    sampler: str = "tpe"
+    # Successive halving beat Hyperband on digits at equal budget (README, "Choosing defaults").
+    pruner: str = "sha"
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data.dataset, str) or not self.data.dataset:
+            raise SpecError(f"dataset must be a non-empty name or path but got {self.data.dataset!r}")
+        _fraction("test_fraction", self.data.test_fraction)
+        _fraction("val_fraction", self.data.val_fraction)
+        _whole("split_seed", self.data.split_seed, 0)
+        _whole("epochs", self.epochs, 1)
+        _whole("seed", self.seed, 0)
+        _one_of("sampler", self.sampler, SAMPLER_NAMES)
+        _one_of("pruner", self.pruner, PRUNER_NAMES)
+
+    def to_flat(self) -> dict[str, Any]:
+        """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""
+        flat = dataclasses.asdict(self.data)
+        flat.update(epochs=self.epochs, seed=self.seed, sampler=self.sampler, pruner=self.pruner)
+        flat["space"] = self.space.to_dict()
+        return flat
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> StudySpec:
+        data_keys = {f.name for f in dataclasses.fields(DataOptions)}
+        data = {k: v for k, v in values.items() if k in data_keys}
+        rest = {k: v for k, v in values.items() if k not in data_keys and k != "space"}
+        try:
+            space = SearchSpace.from_dict(values.get("space", {}))
+        except SpaceError as error:
+            raise SpecError(str(error)) from None
+        return cls(data=DataOptions(**data), space=space, **rest)
+
+
+SPEC_KEYS = (
+    {f.name for f in dataclasses.fields(DataOptions)}
+    | {f.name for f in dataclasses.fields(StudySpec)} - {"data"}
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes; may change from run to run of the same study."""
+
+    # Study-wide target of finished (complete + pruned) trials.
+    trials: int = 100
+    # Stop starting new trials after this many seconds; None runs until the target.
+    timeout: float | None = None
+    # Study name; defaults to the dataset name.
+    study: str | None = None
+    # SQLAlchemy URL; defaults to sqlite:///studies/<study>.db.
+    storage: str | None = None
+    # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _whole("trials", self.trials, 1)
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
+            or self.timeout <= 0
+        ):
+            raise SpecError(f"timeout must be a positive number of seconds but got {self.timeout!r}")
+
+
+RUN_KEYS = {f.name for f in dataclasses.fields(RunOptions)}
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a spec file into (study spec keys, run option keys). Unknown keys are errors."""
+    try:
+        table = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise SpecError(f"config file {str(path)!r} is a directory") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SpecError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+    unknown = sorted(set(table) - SPEC_KEYS - RUN_KEYS - {"space"})
+    if unknown:
+        known = ", ".join(sorted(SPEC_KEYS | RUN_KEYS | {"space"}))
+        raise SpecError(f"unknown key {unknown[0]!r} in {str(path)!r}; known keys: {known}")
+    if "space" in table and not isinstance(table["space"], dict):
+        raise SpecError(f"'space' in {str(path)!r} must be a table ([space])")
+    spec = {k: v for k, v in table.items() if k in SPEC_KEYS or k == "space"}
+    run = {k: v for k, v in table.items() if k in RUN_KEYS}
+    return spec, run
+
+
+def merge_stored(stored: dict[str, Any] | None, asked: dict[str, Any], study: str) -> dict[str, Any]:
+    """Combine a study's stored spec with what this run asks; refuse contradictions."""
+    if stored is None:
+        return asked
+    for key, value in asked.items():
+        if key == "space":
+            for space_key, space_value in value.items():
+                before = stored.get("space", {}).get(space_key)
+                if before is not None and list(before) != list(space_value):
+                    raise SpecError(
+                        f"study {study!r} was created with space.{space_key}={before}, not "
+                        f"{list(space_value)}; use another --study name to search a new space")
+            continue
+        if key in stored and stored[key] != value:
+            raise SpecError(f"study {study!r} was created with {key}={stored[key]!r}, not "
+                            f"{value!r}; use another --study name for a different setup")
+    return stored

@@ -1,0 +1,187 @@
+"""Study creation: storage, sampler and pruner by name, and the stored spec."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from search.spec import StudySpec
+
+SPEC_ATTR = "spec"
+OBJECTIVE_NAME = "val_accuracy"
+# A live worker writes a heartbeat every HEARTBEAT_INTERVAL s. A trial silent for GRACE_PERIOD s
+# (four missed beats, enough to ride out a busy database) is failed and re-queued up to
+# MAX_RETRY times with the same parameters; more retries would hide a trial that kills workers.
+HEARTBEAT_INTERVAL = 10
+GRACE_PERIOD = 40
+MAX_RETRY = 2
+# SQLite allows one writer; waiting this long for the lock beats failing with "database is locked".
+SQLITE_TIMEOUT_S = 60
+
+
+def default_storage(study: str, root: Path = Path("studies")) -> str:
+    return f"sqlite:///{root / study}.db"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD),
+                 max_retry: int = MAX_RETRY) -> RDBStorage:
+    """An RDB storage with heartbeats, so a killed worker's trial is failed and retried."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+    else:
+        # Drop dead pooled connections (server restarts, idle timeouts) instead of failing.
+        engine_kwargs["pool_pre_ping"] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        storage = RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat[0],
+            grace_period=heartbeat[1],
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+        )
+    if storage.engine.dialect.name == "sqlite":
+        _use_wal(storage)
+    return storage
+
+
+def _sqlite_pragmas(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _use_wal(storage: RDBStorage) -> None:
+    # WAL lets readers run beside the one writer, and synchronous=NORMAL syncs once per
+    # checkpoint instead of per commit: together they cut per-trial storage time by a third.
+    # A crash can lose the last commits, never corrupt the file.
+    if ":memory:" in storage.url or storage.url.rstrip("/") == "sqlite:":
+        return
+    event.listen(storage.engine, "connect", _sqlite_pragmas)
+    storage.engine.dispose()
+
+
+def _tpe(seed: int, constant_liar: bool = False) -> optuna.samplers.BaseSampler:
+    # Grouped multivariate TPE models each optimizer's conditional parameters jointly, and the
+    # constant liar keeps parallel workers from sampling the same point.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=constant_liar, n_startup_trials=10)
+
+
+def _cmaes(seed: int) -> optuna.samplers.BaseSampler:
+    # CMA-ES covers the continuous parameters; categorical ones fall back to random search.
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+
+
+def _gp(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+
+
+def _qmc(seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True,
+                                          warn_independent_sampling=False,
+                                          warn_asynchronous_seeding=False)
+
+
+def _random(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": _tpe,
+    "random": _random,
+    "cmaes": _cmaes,
+    "gp": _gp,
+    "qmc": _qmc,
+}
+
+PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
+    "hyperband": lambda epochs: optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=epochs, reduction_factor=3),
+    "sha": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=3),
+    "median": lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+    "none": lambda epochs: optuna.pruners.NopPruner(),
+}
+
+
+def make_sampler(name: str, seed: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
+    """``parallel``: other workers may run trials at the same time as this one."""
+    if name == "tpe":
+        # The constant liar only matters beside other workers, and it turns off the sampler's
+        # per-trial cache (one storage read per parameter group instead of one per trial).
+        return _tpe(seed, constant_liar=parallel)
+    return SAMPLERS[name](seed)
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    return PRUNERS[name](epochs)
+
+
+def stored_spec(storage: RDBStorage, study: str) -> dict[str, Any] | None:
+    """The spec a study was created with, or None for a new study."""
+    try:
+        study_id = storage.get_study_id_from_name(study)
+    except KeyError:
+        return None
+    raw = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    return json.loads(raw) if raw else None
+
+
+def _is_shared(storage: RDBStorage) -> bool:
+    # A server database is there to be shared by workers; assume others may be running.
+    return storage.engine.dialect.name != "sqlite"
+
+
+def sampler_seed(seed: int, n_existing: int, worker: int = 0) -> int:
+    # A resumed run or a second worker must not replay the first one's random draws.
+    return (seed * 1_000_003 + n_existing * 101 + worker) % (2**31)
+
+
+def load_or_create(name: str, storage: RDBStorage, spec: StudySpec,
+                   worker: int = 0, parallel: bool | None = None) -> optuna.Study:
+    """Open the study, creating it (with its spec stored) if it does not exist."""
+    existing = stored_spec(storage, name) is not None
+    n_existing = 0
+    if existing:
+        n_existing = len(storage.get_all_trials(storage.get_study_id_from_name(name),
+                                                deepcopy=False))
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(spec.sampler, sampler_seed(spec.seed, n_existing, worker),
+                             parallel=_is_shared(storage) if parallel is None else parallel),
+        pruner=make_pruner(spec.pruner, spec.epochs),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if not existing:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+        study.set_user_attr(SPEC_ATTR, json.dumps(spec.to_flat()))
+    return study

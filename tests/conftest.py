@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny real data and a working directory of its own for each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from search.data import DataBundle, DataOptions, Split, load_bundle
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+torch.set_num_threads(1)
+
+# A small space that trains in well under a second per epoch on the digits.
+TINY_SPACE_TOML = """
+[space]
+depth = [1, 2]
+widths = [8, 16]
+batch_sizes = [64]
+"""
+
+
+@pytest.fixture(scope="session")
+def digits() -> DataBundle:
+    return load_bundle(DataOptions())
+
+
+def subset(split: Split, n: int) -> Split:
+    return Split(split.x[:n], split.y[:n])
+
+
+@pytest.fixture(scope="session")
+def tiny(digits: DataBundle) -> DataBundle:
+    """300 training and 150 validation digits."""
+    return DataBundle(name="tiny", train=subset(digits.train, 300), val=subset(digits.val, 150),
+                      classes=digits.classes, mean=digits.mean, std=digits.std)
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """Run in a fresh directory, so default paths (studies/, reports/) land there."""
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    (tmp_path / "tiny.toml").write_text(TINY_SPACE_TOML)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

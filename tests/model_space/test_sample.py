@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import FixedTrial
+
+from model_space import SearchSpace, TrialConfig, sample_config
+
+CONDITIONAL = {
+    "sgd": {"sgd_momentum", "sgd_nesterov"},
+    "rmsprop": {"rmsprop_momentum"},
+    "adam": {"adam_beta1"},
+    "adamw": {"adam_beta1"},
+}
+ALL_CONDITIONAL = set().union(*CONDITIONAL.values())
+
+
+def test_sample_config_on_a_real_study_has_only_the_chosen_optimizers_params() -> None:
+    # Rule: conditional parameters exist only for the optimizer that was chosen.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        config = sample_config(trial, SearchSpace())
+        study.tell(trial, 0.5)
+        seen.add(config.optimizer)
+        present = set(trial.params) & ALL_CONDITIONAL
+        assert present == CONDITIONAL[config.optimizer]
+    assert seen == set(CONDITIONAL)
+
+
+def test_sample_config_depth_decides_the_number_of_widths() -> None:
+    # Rule: a trial of depth d has exactly width_0 .. width_{d-1}.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        trial = study.ask()
+        config = sample_config(trial, SearchSpace())
+        study.tell(trial, 0.5)
+        widths = sorted(k for k in trial.params if k.startswith("width_"))
+        assert widths == [f"width_{i}" for i in range(config.depth)]
+        assert trial.params["depth"] == len(config.widths)
+
+
+def test_sample_config_replays_with_fixed_trial() -> None:
+    # Rule: FixedTrial(params) rebuilds exactly the configuration a study sampled.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    trial = study.ask()
+    sampled = sample_config(trial, SearchSpace())
+    replayed = sample_config(FixedTrial(trial.params), SearchSpace())
+    assert replayed == sampled
+
+
+def test_sample_config_collapsed_range_is_a_constant_not_a_parameter() -> None:
+    # Rule: low == high or a single choice fixes the value without a search dimension.
+    space = SearchSpace(depth=(2, 2), widths=(16,), optimizers=("adam",), lr=(0.01, 0.01))
+    config = sample_config(FixedTrial({"weight_decay": 1e-4, "dropout": 0.1, "batch_size": 64,
+                                       "adam_beta1": 0.9}), space)
+    assert config == TrialConfig(widths=(16, 16), optimizer="adam", lr=0.01, weight_decay=1e-4,
+                                 dropout=0.1, batch_size=64, beta1=0.9)
+
+
+def test_sample_config_fixed_trial_missing_param_is_an_error() -> None:
+    # Rule: replaying with incomplete params fails loudly instead of inventing values.
+    with pytest.raises(ValueError):
+        sample_config(FixedTrial({"depth": 1}), SearchSpace())

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import math
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from model_space import SearchSpace
+from search.data import DataBundle
+from search.objective import FAIL_REASON, Objective
+
+CPU = torch.device("cpu")
+# Learning rates from hopeless to useful, so a test can enqueue either.
+WIDE_LR = SearchSpace(depth=(1, 2), widths=(8, 16), batch_sizes=(64,), lr=(1e-7, 1e10),
+                      optimizers=("adam", "sgd"))
+GOOD = {"depth": 2, "width_0": 16, "width_1": 16, "optimizer": "adam", "lr": 1e-2,
+        "weight_decay": 1e-5, "dropout": 0.0, "batch_size": 64, "adam_beta1": 0.9}
+
+
+def test_objective_bad_configuration_is_pruned(tiny: DataBundle) -> None:
+    # Rule: once good trials set the bar, a configuration that cannot learn is pruned early.
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    for _ in range(2):
+        study.enqueue_trial(GOOD)
+    study.enqueue_trial({**GOOD, "lr": 1e-7})
+    study.optimize(Objective(tiny, WIDE_LR, epochs=4, seed=0, device=CPU), n_trials=3)
+    good, _, bad = study.trials
+    assert good.state == TrialState.COMPLETE and good.value > 0.5  # chance is 0.1
+    assert bad.state == TrialState.PRUNED
+    assert bad.user_attrs["epochs_run"] < 4
+
+
+def test_objective_nan_trial_fails_alone(tiny: DataBundle) -> None:
+    # Rule: a diverging trial fails with its reason recorded; the trials after it still run.
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({**GOOD, "optimizer": "sgd", "lr": 1e8, "sgd_momentum": 0.99,
+                         "sgd_nesterov": False, "weight_decay": 1e-6})
+    study.enqueue_trial(GOOD)
+    study.optimize(Objective(tiny, WIDE_LR, epochs=2, seed=0, device=CPU), n_trials=2)
+    diverged, after = study.trials
+    assert diverged.state == TrialState.FAIL
+    assert "nan" in diverged.user_attrs[FAIL_REASON] or "inf" in diverged.user_attrs[FAIL_REASON]
+    assert after.state == TrialState.COMPLETE
+
+
+def test_objective_records_user_attrs_and_reports_each_epoch(tiny: DataBundle) -> None:
+    # Rule: each trial stores its size, epochs, speed and device, and reports every epoch.
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(GOOD)
+    study.optimize(Objective(tiny, WIDE_LR, epochs=3, seed=0, device=CPU), n_trials=1)
+    trial = study.trials[0]
+    assert trial.user_attrs["n_params"] > 0
+    assert trial.user_attrs["epochs_run"] == 3
+    assert trial.user_attrs["seconds_per_epoch"] > 0
+    assert trial.user_attrs["device"] == "cpu"
+    assert math.isfinite(trial.user_attrs["train_loss"])
+    assert sorted(trial.intermediate_values) == [1, 2, 3]
+    assert trial.value == trial.intermediate_values[3]
+
+
+def test_objective_same_seed_same_result(tiny: DataBundle) -> None:
+    # Rule: on the CPU a trial is bit-reproducible from the study seed and trial number.
+    values = []
+    for _ in range(2):
+        study = optuna.create_study(direction="maximize")
+        study.enqueue_trial(GOOD)
+        study.optimize(Objective(tiny, WIDE_LR, epochs=2, seed=7, device=CPU), n_trials=1)
+        values.append((study.trials[0].value, study.trials[0].user_attrs["train_loss"]))
+    assert values[0] == values[1]

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.run import main
+
+TINY = ["--epochs", "2", "--config", "tiny.toml", "--quiet"]
+
+
+def load(path: Path, name: str = "digits") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
+
+
+def states(study: optuna.Study) -> list[TrialState]:
+    return [t.state for t in study.get_trials(deepcopy=False)]
+
+
+def finished(study: optuna.Study) -> int:
+    return sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states(study))
+
+
+def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_run_cli_six_trials_end_to_end(workdir: Path) -> None:
+    # Rule: the CLI creates studies/digits.db with exactly the target, prints a summary, and the
+    # standard optuna CLI can read the study.
+    result = cli("--trials", "6", *TINY, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "6 finished trials (target 6)" in result.stdout
+    assert "best val_accuracy" in result.stdout
+    assert "optuna-dashboard sqlite:///studies/digits.db" in result.stdout
+    study = load(workdir / "studies" / "digits.db")
+    assert finished(study) == 6
+    assert study.metric_names == ["val_accuracy"]
+    listing = subprocess.run(
+        [str(Path(sys.executable).parent / "optuna"), "trials", "--storage",
+         "sqlite:///studies/digits.db", "--study-name", "digits", "-f", "json"],
+        cwd=workdir, text=True, capture_output=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.count('"number"') == 6
+
+
+def test_run_target_is_a_study_wide_total(workdir: Path) -> None:
+    # Rule: --trials N is the study's total; rerunning a finished study adds nothing, a higher N
+    # adds the difference.
+    assert main(["--trials", "3", *TINY]) == 0
+    db = workdir / "studies" / "digits.db"
+    assert finished(load(db)) == 3
+    assert main(["--trials", "3", *TINY]) == 0
+    assert len(states(load(db))) == 3
+    assert main(["--trials", "5", "--quiet"]) == 0  # the stored spec is reused
+    assert finished(load(db)) == 5
+
+
+def test_run_refuses_a_spec_that_contradicts_the_stored_one(workdir: Path, capsys) -> None:
+    # Rule: a resumed study keeps its setup; asking for another one is a usage error.
+    assert main(["--trials", "1", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["--trials", "2", "--epochs", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs=2, not 3" in err and err.count("\n") == 1
+    assert len(states(load(workdir / "studies" / "digits.db"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--trials", "-3"], "-3"),
+        (["--trials", "many"], "many"),
+        (["--epochs", "0"], "0"),
+        (["--sampler", "anneal"], "anneal"),
+        (["--pruner", "asha"], "asha"),
+        (["--dataset", "imagenet"], "imagenet"),
+        (["--study", "../escape"], "../escape"),
+        (["--config", "missing.toml"], "missing.toml"),
+        (["--device", "tpu"], "tpu"),
+    ],
+)
+def test_run_bad_input_is_one_line_exit_2_and_creates_nothing(
+    workdir: Path, capsys, args: list[str], named: str
+) -> None:
+    # Rule: bad input gets one line naming the bad value, exit code 2, and no study file.
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(args)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert not list(workdir.glob("studies/*.db"))
+
+
+def test_run_bad_toml_key_is_refused(workdir: Path, capsys) -> None:
+    # Rule: an unknown key in a study spec is an error naming the key.
+    (workdir / "bad.toml").write_text("epochs = 2\nlearning_rate = 0.1\n")
+    assert main(["--config", "bad.toml"]) == 2
+    assert "learning_rate" in capsys.readouterr().err
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_interrupt_leaves_no_running_trial_and_resumes(workdir: Path, sig: int) -> None:
+    # Rule: Ctrl-C (or SIGTERM) fails the running trial, exits 130 with a resume hint, and the
+    # same command then finishes exactly the remainder.
+    db = workdir / "studies" / "digits.db"
+    args = [sys.executable, "-m", "search.run", "--trials", "8", "--epochs", "6", "--config",
+            "tiny.toml", "--quiet"]
+    proc = subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+    def one_done_one_running() -> bool:
+        if not db.exists():
+            return False
+        try:
+            found = states(load(db))
+        except Exception:
+            return False
+        return finished(load(db)) >= 1 and TrialState.RUNNING in found
+
+    wait_for(one_done_one_running)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Resume with: python -m search.run --study digits --trials 8" in err
+    study = load(db)
+    assert TrialState.RUNNING not in states(study)
+    assert TrialState.FAIL in states(study)
+    result = cli("--trials", "8", "--quiet", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert finished(load(db)) == 8
