@@ -1,7 +1,7 @@
 """How fast the dashboard's study API answers for a large study.
 
 Builds a study of N trials shaped like a real search (params sampled from the default space,
-a val_accuracy per epoch, the objective's user attrs, ~60% pruned, a few failed) with a trivial
+a val_accuracy per epoch, the objective's user attrs, most pruned, a few failed) with a trivial
 objective, copies it into SQLite, serves it with ``python -m search.dashboard`` and times
 ``GET /api/studies/<id>`` (everything the study page loads) from an HTTP client on localhost.
 

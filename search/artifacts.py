@@ -94,7 +94,8 @@ def upload_report_artifacts(study: optuna.Study, artifact_store: ArtifactStore,
     """Attach files (``model.pt``, ``report.html``) to the study; returns their artifact ids.
 
     A file re-uploaded under the same name replaces the earlier one, so re-running the report
-    does not pile up copies.
+    does not pile up copies. Usage: ``upload_report_artifacts(study,
+    open_store(study.study_name), [out / "model.pt", out / "report.html"])``.
     """
     ids = []
     for path in map(Path, paths):
