@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    cli.sigterm_as_interrupt()
+    # SIGTERM keeps its default (exit at once): the server holds nothing to clean up, and as an
+    # exception it could be swallowed by wsgiref's handler of a request in progress.
     try:
         return serve(args)
     except cli.UsageError as error:
