@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import optuna
 import torch
+from torch import nn
 
-from model_space import SearchSpace, build_model, build_optimizer, count_parameters, sample_config
+from model_space import (
+    SearchSpace,
+    TrialConfig,
+    build_model,
+    build_optimizer,
+    count_parameters,
+    sample_config,
+)
 from search.data import DataBundle
 from search.train import DivergedError, EpochResult, fit
 
 FAIL_REASON = "fail_reason"
+# Called with (trial, trained model, config, val accuracy) after a trial trains to the end.
+TrainedHook = Callable[[optuna.Trial, nn.Module, TrialConfig, float], None]
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -36,6 +47,8 @@ class Objective:
     epochs: int
     seed: int
     device: torch.device
+    # Stores the trained weights (search.artifacts.ModelSaver); None keeps nothing.
+    on_trained: TrainedHook | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = sample_config(trial, self.space)
@@ -67,7 +80,10 @@ class Objective:
             trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}"[:500])
             raise
         self._record(trial, epochs_done)
-        return epochs_done[-1].val_accuracy
+        value = epochs_done[-1].val_accuracy
+        if self.on_trained is not None:
+            self.on_trained(trial, model, config, value)
+        return value
 
     @staticmethod
     def _record(trial: optuna.Trial, epochs: list[EpochResult]) -> None:

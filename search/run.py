@@ -15,7 +15,9 @@ from optuna.storages import RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
 
 from search import cli
+from search.artifacts import SAVE_MODES, ModelSaver, artifact_dir
 from search.data import DataError, load_bundle
+from search.note import write_study_note
 from search.objective import Objective
 from search.progress import TargetCallback, count_states, finished, summary
 from search.spec import (
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--save-models", choices=SAVE_MODES, default="best",
+                   help="trained weights kept as study artifacts under studies/artifacts/<study>/: "
+                        "best (default: the best trial so far), all, or none")
     return p
 
 
@@ -127,7 +132,9 @@ def run_search(args: argparse.Namespace) -> int:
               "nothing to do. Raise --trials to add more.")
         print(summary(study, run.trials, shown_url, 0.0))
         return cli.EXIT_OK
-    objective = Objective(data, spec.space, spec.epochs, spec.seed, device)
+    write_study_note(study, url, spec, data)
+    saver = ModelSaver(artifact_dir(name), data, args.save_models)
+    objective = Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver)
     callback = TargetCallback(run.trials, show=not args.quiet)
     started = time.perf_counter()
     try:

@@ -1,0 +1,156 @@
+"""``python -m search.dashboard``: browse studies, their trials and artifacts in optuna-dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import optuna
+from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.storages import RDBStorage
+from optuna_dashboard import run_server
+from sqlalchemy.exc import SQLAlchemyError
+
+from search import cli
+from search.artifacts import ARTIFACT_ROOT
+from search.study import default_storage, mask_url, open_storage
+
+PROG = "python -m search.dashboard"
+DEFAULT_STUDY = "digits"
+# Where artifacts uploaded from the dashboard go when no single study was named.
+UPLOADS = "dashboard-uploads"
+
+
+class StudyArtifactStore:
+    """Artifact store over ``studies/artifacts/<study>/``, one folder per study.
+
+    A storage URL may hold many studies, and optuna-dashboard takes one store: this one reads an
+    artifact id from whichever study folder has it. Ids are UUIDs, so they never clash.
+    """
+
+    def __init__(self, root: Path, write_dir: Path) -> None:
+        self.root = root
+        self.write_dir = write_dir
+
+    def _find(self, artifact_id: str) -> Path:
+        # Only a bare file name may pass: no separators, nothing that climbs out of root.
+        if not artifact_id or Path(artifact_id).name != artifact_id or artifact_id.startswith("."):
+            raise ArtifactNotFound(f"invalid artifact id {artifact_id!r}")
+        for path in (self.write_dir / artifact_id, *self.root.glob(f"*/{artifact_id}")):
+            if path.is_file():
+                return path
+        raise ArtifactNotFound(f"artifact {artifact_id!r} not found under {self.root}")
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return self._find(artifact_id).open("rb")
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self.write_dir.mkdir(parents=True, exist_ok=True)
+        with (self.write_dir / Path(artifact_id).name).open("wb") as out:
+            while chunk := content_body.read(1 << 20):
+                out.write(chunk)
+
+    def remove(self, artifact_id: str) -> None:
+        self._find(artifact_id).unlink()
+
+
+def port_number(text: str) -> int:
+    port = cli.positive_int(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535 but got {text!r}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.Parser(prog=PROG, description="Browse studies in optuna-dashboard.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--study", help=f"study name; storage sqlite:///studies/<study>.db "
+                                       f"(default {DEFAULT_STUDY})")
+    where.add_argument("--storage", help="SQLAlchemy URL; shows every study stored there")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
+    return p
+
+
+def open_existing(url: str) -> RDBStorage:
+    """Open a storage for reading; a missing SQLite file is an error, not a new empty study."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise cli.UsageError(f"no study storage at {url!r}; start a search first "
+                             "(python -m search.run) or name one with --study or --storage")
+    try:
+        return open_storage(url)
+    except (SQLAlchemyError, ValueError, RuntimeError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise cli.UsageError(f"cannot open storage {mask_url(url)!r}: {first}") from None
+
+
+def shown_ids(storage: optuna.storages.BaseStorage, study: str | None) -> list[int]:
+    """Ids of the studies to show: the named one (KeyError if absent), or all."""
+    if study is not None:
+        return [storage.get_study_id_from_name(study)]
+    return [s._study_id for s in storage.get_all_studies()]
+
+
+def read_in(storage: optuna.storages.BaseStorage, ids: list[int]) -> None:
+    # Reading every trial once before listening makes the first page as fast as the next ones.
+    for study_id in ids:
+        storage.get_all_trials(study_id, deepcopy=False)
+
+
+def check_port(host: str, port: int) -> None:
+    # Fail before starting the server: bottle would print a traceback for a taken port.
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        reason = "port in use" if error.errno == errno.EADDRINUSE else error.strerror or str(error)
+        raise cli.UsageError(f"cannot listen on {host}:{port}: {reason}; "
+                             "is another dashboard running? Pick another --port") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    study = None if args.storage else cli.check_study_name(args.study or DEFAULT_STUDY)
+    url = args.storage or default_storage(study)
+    # optuna-dashboard re-reads all of a study's trials every 10 s. Through Optuna's trial cache
+    # (the one optuna.load_study uses) it reads only the trials that were unfinished or are new.
+    storage = optuna.storages.get_storage(open_existing(url))
+    try:
+        ids = shown_ids(storage, study)
+    except KeyError:
+        raise cli.UsageError(f"study {study!r} not found in {mask_url(url)!r}") from None
+    check_port(args.host, args.port)
+    read_in(storage, ids)
+    path = f"/dashboard/studies/{ids[0]}" if study else "/dashboard"
+    store = StudyArtifactStore(ARTIFACT_ROOT, ARTIFACT_ROOT / (study or UPLOADS))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"optuna-dashboard on {mask_url(url)}: http://{host}:{args.port}{path}  (Ctrl-C stops it)",
+          flush=True)
+    try:
+        run_server(storage, host=args.host, port=args.port, artifact_store=store)
+    except OSError as error:
+        return cli.fail(PROG, f"cannot listen on {args.host}:{args.port}: {error}", cli.EXIT_FAILURE)
+    return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # SIGTERM keeps its default (exit at once): the server holds nothing to clean up, and as an
+    # exception it could be swallowed by wsgiref's handler of a request in progress.
+    try:
+        return serve(args)
+    except cli.UsageError as error:
+        return cli.fail(PROG, str(error))
+    except KeyboardInterrupt:
+        return cli.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
