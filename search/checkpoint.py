@@ -7,7 +7,6 @@ A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts, so i
 from __future__ import annotations
 
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +73,12 @@ def _read(path: Path) -> dict[str, Any]:
         # torch reports corrupt bytes and foreign pickled objects alike as "Weights only load failed".
         raise CheckpointError(f"{str(path)!r} is not a cnn-search checkpoint: weights_only loading "
                               "refuses it (a pickle of other objects, or a corrupt file)") from None
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as error:
+    except Exception as error:
+        # Arbitrary bytes make torch's unpickler fail with almost any exception type
+        # (KeyError, struct.error, RuntimeError...): all of them mean "not a checkpoint".
+        reason = f"{type(error).__name__}: {_first_sentence(error)}"
         raise CheckpointError(f"{str(path)!r} is not a readable checkpoint (corrupt, truncated or "
-                              f"not a torch.save file): {_first_sentence(error)}") from None
+                              f"not a torch.save file): {reason}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a cnn-search checkpoint (no {FORMAT!r} marker)")
     missing = [key for key in REQUIRED if key not in raw]
