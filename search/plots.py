@@ -96,6 +96,8 @@ def study_plots(study: optuna.Study, folder: Path) -> dict[str, Path | str]:
             drawn[name] = _save(fig, folder / f"{name}.png")
         except (ValueError, RuntimeError, ZeroDivisionError) as error:
             plt.close("all")
+            # A PNG left from an earlier report would contradict this one.
+            (folder / f"{name}.png").unlink(missing_ok=True)
             drawn[name] = f"not drawn: {error}"
     return drawn
 
