@@ -107,9 +107,12 @@ def confusion_matrix_plot(labels: torch.Tensor, predictions: torch.Tensor,
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = min(12.0, 3.0 + 0.45 * len(classes))
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(
-        labels.numpy(), predictions.numpy(), labels=list(range(len(classes))),
-        display_labels=list(classes), ax=ax, colorbar=False, xticks_rotation="vertical")
-    ax.set_title("Confusion matrix on the test split (first seed's model)")
-    return _save(fig, path)
+    # Optuna's plots switch pyplot to the ggplot style globally; its grid would cross the cells.
+    with plt.style.context("default"):
+        fig, ax = plt.subplots(figsize=(size, size))
+        ConfusionMatrixDisplay.from_predictions(
+            labels.numpy(), predictions.numpy(), labels=list(range(len(classes))),
+            display_labels=list(classes), ax=ax, colorbar=False, cmap="Blues",
+            xticks_rotation="vertical")
+        ax.set_title("Confusion matrix on the test split (first seed's model)")
+        return _save(fig, path)
