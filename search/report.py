@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from model_space import TrialConfig, sample_config
 from search import cli
 from search.data import DataError
-from search.report_sections import ReportFacts, sections
+from search.report_sections import ReportFacts, sections, trial_counts
 from search.retrain import FORMAT, read_best_config, retrain
 from search.spec import SpecError, StudySpec
 from search.study import SPEC_ATTR, default_storage, mask_url, open_storage
@@ -77,10 +77,9 @@ def study_spec(study: optuna.Study) -> StudySpec:
 def best_complete(study: optuna.Study) -> FrozenTrial:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        states = ", ".join(f"{sum(t.state == s for t in study.trials)} {s.name.lower()}"
-                           for s in TrialState if any(t.state == s for t in study.trials)) or "none"
-        raise cli.UsageError(f"study {study.study_name!r} has no complete trial yet (trials: "
-                             f"{states}); run python -m search.run --study {study.study_name} first")
+        raise cli.UsageError(f"study {study.study_name!r} has no complete trial yet "
+                             f"({trial_counts(study.get_trials(deepcopy=False))}); "
+                             f"run python -m search.run --study {study.study_name} first")
     return study.best_trial
 
 

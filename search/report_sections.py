@@ -38,7 +38,7 @@ def _wall_seconds(trials: list[FrozenTrial]) -> float:
     return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
 
 
-def _counts(trials: list[FrozenTrial]) -> str:
+def trial_counts(trials: list[FrozenTrial]) -> str:
     parts = [f"{sum(t.state == s for t in trials)} {s.name.lower()}" for s in TrialState
              if any(t.state == s for t in trials)]
     return f"{len(trials)} trials: " + ", ".join(parts)
@@ -58,7 +58,7 @@ def _summary(f: ReportFacts) -> Table:
                           f"(mean ± std over {len(m['per_seed'])} retrains: {per_seed})"),
         ("retrained model", f"{m['n_params']:,} parameters, {m['epochs']} epochs on train+val, "
                             f"{m['train_seconds']:.1f} s of training in all on {m['device']}"),
-        ("trials", _counts(trials)),
+        ("trials", trial_counts(trials)),
         ("epochs spent", f"{spent} of {unpruned} without pruning ({len(finished)} finished trials × "
                          f"{f.spec.epochs} epochs) = {spent / max(unpruned, 1):.0%}"),
         ("search wall time", f"{_wall_seconds(trials):.1f} s (first trial start to last trial end)"),
