@@ -67,11 +67,13 @@ def _parallel(study: optuna.Study) -> Axes:
     return ovm.plot_parallel_coordinate(study, params=params)
 
 
-PLOTS: dict[str, tuple[str, Callable[[optuna.Study], object]]] = {
-    "optimization_history": ("Optimization history", ovm.plot_optimization_history),
-    "intermediate_values": ("Learning curves, complete and pruned", _learning_curves),
-    "param_importances": ("Parameter importances", ovm.plot_param_importances),
-    "parallel_coordinate": ("Parallel coordinates", _parallel),
+# name -> (title, drawing function, figure size in inches).
+PLOTS: dict[str, tuple[str, Callable[[optuna.Study], object], tuple[float, float]]] = {
+    "optimization_history": ("Optimization history", ovm.plot_optimization_history, (8, 5)),
+    "intermediate_values": ("Learning curves, complete and pruned", _learning_curves, (8, 5)),
+    "param_importances": ("Parameter importances", ovm.plot_param_importances, (8, 5)),
+    # One axis per parameter, each with its own tick labels: it needs the width.
+    "parallel_coordinate": ("Parallel coordinates", _parallel, (14, 6)),
 }
 
 
@@ -85,14 +87,14 @@ def study_plots(study: optuna.Study, folder: Path) -> dict[str, Path | str]:
     """Draw every study plot into ``folder``; name -> PNG path, or the reason it is missing."""
     folder.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, Path | str] = {}
-    for name, (_, draw) in PLOTS.items():
+    for name, (_, draw, size) in PLOTS.items():
         try:
             with warnings.catch_warnings():
                 # The matplotlib backend is marked experimental; its output is what we want.
                 warnings.simplefilter("ignore")
                 ax = draw(study)
             fig = _figure(ax)
-            fig.set_size_inches(8, 5)
+            fig.set_size_inches(*size)
             drawn[name] = _save(fig, folder / f"{name}.png")
         except (ValueError, RuntimeError, ZeroDivisionError) as error:
             plt.close("all")

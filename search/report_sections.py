@@ -114,7 +114,7 @@ def _files() -> Text:
 
 
 def sections(f: ReportFacts) -> list[Section]:
-    plots = [_image(f, name, title) for name, (title, _) in PLOTS.items()]
+    plots = [_image(f, name, title) for name, (title, *_) in PLOTS.items()]
     return [
         Section("Summary", [_summary(f)]),
         Section("Best configuration", [_best_params(f)]),
