@@ -210,3 +210,18 @@ def test_retrain_bad_config_is_one_line(workdir: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     # Rule: a config that is not ours, or not whole, is refused in one line with exit 2.
     assert code == 2 and err.count("\n") == 1 and needle in err
+
+
+@dataclass(frozen=True)
+class _SubsetOptions:
+    dataset: str = "digits"
+    train_subset: int | None = None
+
+
+@pytest.mark.parametrize("options, expected", [
+    (_SubsetOptions(train_subset=500), _SubsetOptions(train_subset=None)),
+    (DataOptions(split_seed=3), DataOptions(split_seed=3)),
+])
+def test_retrain_full_data_undoes_a_search_subset(options: object, expected: object) -> None:
+    # Rule: the final retrain uses all of train+val even when the search trained on a subset.
+    assert retrain.full_data(options) == expected  # type: ignore[arg-type]
