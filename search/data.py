@@ -144,3 +144,12 @@ def load_bundle(options: DataOptions) -> DataBundle:
 def load_test_split(options: DataOptions) -> Split:
     """The held-out test split. Only the report reads it; the search never calls this."""
     return _pool_and_test(options)[1]
+
+
+def load_train_val(options: DataOptions) -> DataBundle:
+    """Train and validation pooled as ``train`` (normalised by its own statistics), for the
+    final retrain of a chosen configuration; ``val`` is empty. The test split stays apart."""
+    pool, _ = _pool_and_test(options)
+    mean, std = channel_stats(pool.x)
+    return DataBundle(name=options.dataset, train=pool, val=Split(pool.x[:0], pool.y[:0]),
+                      classes=_load_source(options).classes, mean=mean, std=std)

@@ -1,0 +1,105 @@
+"""Self-describing checkpoints: weights plus everything needed to rebuild and use the model.
+
+A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts, so it loads with
+``torch.load(path, weights_only=True)`` and never unpickles code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from model_space import TrialConfig, build_model
+
+# Marks our checkpoints, so a foreign .pt file is refused with a clear message.
+FORMAT = "cnn-search-checkpoint/1"
+REQUIRED = ("format", "state_dict", "config", "input_shape", "classes", "mean", "std")
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable cnn-search checkpoint."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model (in eval mode) and what it was trained on."""
+
+    model: nn.Module
+    config: TrialConfig
+    input_shape: tuple[int, int, int]  # (channels, height, width)
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, in [0, 1] units
+    std: tuple[float, ...]
+    metrics: dict[str, Any]
+
+
+def save_checkpoint(path: Path, model: nn.Module, config: TrialConfig,
+                    input_shape: tuple[int, int, int], classes: tuple[str, ...],
+                    mean: tuple[float, ...], std: tuple[float, ...],
+                    metrics: dict[str, Any] | None = None) -> None:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch.save({
+        "format": FORMAT,
+        "state_dict": state,
+        "config": config.to_dict(),
+        "input_shape": list(input_shape),
+        "classes": list(classes),
+        "mean": list(mean),
+        "std": list(std),
+        "metrics": dict(metrics or {}),
+        "torch_version": str(torch.__version__),  # TorchVersion would need unpickling
+    }, path)
+
+
+def _first_sentence(error: Exception) -> str:
+    # torch's messages run to paragraphs; the first sentence names the problem.
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return text.split(". ")[0][:160]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory") from None
+    except pickle.UnpicklingError:
+        # torch reports corrupt bytes and foreign pickled objects alike as "Weights only load failed".
+        raise CheckpointError(f"{str(path)!r} is not a cnn-search checkpoint: weights_only loading "
+                              "refuses it (a pickle of other objects, or a corrupt file)") from None
+    except Exception as error:
+        # Arbitrary bytes make torch's unpickler fail with almost any exception type
+        # (KeyError, struct.error, RuntimeError...): all of them mean "not a checkpoint".
+        reason = f"{type(error).__name__}: {_first_sentence(error)}"
+        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint (corrupt, truncated or "
+                              f"not a torch.save file): {reason}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a cnn-search checkpoint (no {FORMAT!r} marker)")
+    missing = [key for key in REQUIRED if key not in raw]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}")
+    return raw
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint and rebuild its model through ``build_model``."""
+    raw = _read(path)
+    try:
+        config = TrialConfig.from_dict(raw["config"])
+        shape = tuple(int(v) for v in raw["input_shape"])
+        classes = tuple(str(c) for c in raw["classes"])
+        model = build_model(config, shape, len(classes))  # type: ignore[arg-type]
+        model.load_state_dict(raw["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not rebuild: "
+                              f"{_first_sentence(error)}") from None
+    model.eval()
+    return Checkpoint(model=model, config=config, input_shape=shape,  # type: ignore[arg-type]
+                      classes=classes, mean=tuple(raw["mean"]), std=tuple(raw["std"]),
+                      metrics=dict(raw.get("metrics", {})))

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model_space import TrialConfig, build_model
+from search import predict
+from search.checkpoint import load_checkpoint, save_checkpoint
+from search.data import DataBundle
+from search.train import Normalizer
+from search.train import predict as predict_indices
+
+CONFIG = TrialConfig(widths=(8,), optimizer="adam", lr=1e-3, weight_decay=0.0, dropout=0.0,
+                     batch_size=64)
+
+
+@pytest.fixture()
+def model_path(tmp_path: Path, digits: DataBundle) -> Path:
+    """An untrained but real checkpoint for the digits' shape, classes and statistics."""
+    torch.manual_seed(0)
+    model = build_model(CONFIG, digits.input_shape, digits.n_classes)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, CONFIG, digits.input_shape, digits.classes, digits.mean, digits.std)
+    return path
+
+
+def _write_images(folder: Path, digits: DataBundle) -> dict[str, torch.Tensor]:
+    """Gray PNGs at the model's size and RGB JPEGs four times larger; name -> the original image."""
+    folder.mkdir()
+    written = {}
+    for i in range(3):
+        image = digits.val.x[i, 0].numpy()
+        Image.fromarray(image, mode="L").save(folder / f"gray{i}.png")
+        written[f"gray{i}.png"] = digits.val.x[i]
+        rgb = np.stack([image] * 3, axis=-1)
+        Image.fromarray(rgb).resize((32, 32)).save(folder / f"rgb{i}.JPG", quality=95)
+    return written
+
+
+def _lines(out: str) -> dict[str, tuple[str, float]]:
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    return {Path(path).name: (label, float(p)) for path, label, p in rows}
+
+
+def test_predict_png_and_jpeg_files_and_folders(model_path: Path, tmp_path: Path, digits: DataBundle,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    written = _write_images(tmp_path / "images", digits)
+    assert predict.main([str(model_path), str(tmp_path / "images")]) == 0
+    lines = _lines(capsys.readouterr().out)
+    # Rule: every PNG and JPEG in the folder (any case of suffix) gets a label and a probability.
+    assert sorted(lines) == sorted([*written, "rgb0.JPG", "rgb1.JPG", "rgb2.JPG"])
+    assert all(label in digits.classes and 0 < p <= 1 for label, p in lines.values())
+    checkpoint = load_checkpoint(model_path)
+    normalize = Normalizer.from_stats(checkpoint.mean, checkpoint.std, torch.device("cpu"))
+    expected = predict_indices(checkpoint.model, torch.stack(list(written.values())), normalize)
+    # Rule: a gray PNG already at the input size is classified exactly as the raw tensor is.
+    assert [lines[name][0] for name in written] == [digits.classes[i] for i in expected.tolist()]
+
+
+def test_predict_unreadable_image_is_named_and_skipped(model_path: Path, tmp_path: Path,
+                                                       digits: DataBundle,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _write_images(tmp_path / "images", digits)
+    (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    code = predict.main([str(model_path), str(tmp_path / "images" / "broken.png"),
+                         str(tmp_path / "images" / "gray0.png")])
+    captured = capsys.readouterr()
+    # Rule: the unreadable file is named on stderr, the others are still classified, exit code 2.
+    assert code == 2
+    assert "broken.png" in captured.err and captured.err.count("\n") == 1
+    assert list(_lines(captured.out)) == ["gray0.png"]
+
+
+def _truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:300])
+
+
+@pytest.mark.parametrize("spoil, needle", [
+    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(3000)), "not a cnn-search checkpoint"),
+    (lambda p: torch.save({"weights": torch.zeros(3)}, p), "no 'cnn-search-checkpoint/1' marker"),
+    (lambda p: p.write_text("hello"), "not a readable checkpoint"),
+    (_truncated, "not a readable checkpoint"),
+    (lambda p: p.unlink(), "does not exist"),
+])
+def test_predict_corrupt_or_foreign_checkpoint_is_one_line(model_path: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           spoil, needle: str) -> None:
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a.png")
+    spoil(model_path)
+    code = predict.main([str(model_path), str(tmp_path / "a.png")])
+    err = capsys.readouterr().err
+    # Rule: a checkpoint that is not ours or not whole is refused in one line, exit 2.
+    assert code == 2 and err.count("\n") == 1 and needle in err

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+import search.data
+from search import report, retrain, run
+from search.checkpoint import load_checkpoint
+from search.data import DataOptions, load_test_split
+from search.train import Normalizer, predict
+from tests.conftest import TINY_SPACE_TOML
+
+STUDY = "tiny-report"
+FILES = ("best_config.json", "metrics.json", "model.pt", "model.pt2", "report.md", "report.html",
+         "plots/optimization_history.png", "plots/intermediate_values.png",
+         "plots/param_importances.png", "plots/parallel_coordinate.png", "plots/confusion_matrix.png")
+
+
+@dataclass
+class Reported:
+    root: Path  # the working directory: studies/ and reports/ are inside
+    out: Path  # reports/<study>
+    test_split_calls: dict[str, int]  # phase -> calls to load_test_split
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
+    """A real 4-trial search, then the real report with 2 seeds; load_test_split is spied on."""
+    root = tmp_path_factory.mktemp("reported")
+    (root / "tiny.toml").write_text(TINY_SPACE_TOML)
+    calls = {"search": 0, "report": 0}
+    phase = ["search"]
+    real = search.data.load_test_split
+
+    def spy(options: DataOptions) -> search.data.Split:
+        calls[phase[0]] += 1
+        return real(options)
+
+    old = Path.cwd()
+    os.chdir(root)
+    with pytest.MonkeyPatch.context() as patch:
+        # Patch every module that bound the name, so a by-name import cannot slip past the spy.
+        for module in [m for name, m in sys.modules.items() if name.startswith("search")]:
+            if getattr(module, "load_test_split", None) is real:
+                patch.setattr(module, "load_test_split", spy)
+        try:
+            assert run.main(["--trials", "4", "--epochs", "2", "--config", "tiny.toml",
+                             "--study", STUDY, "--quiet"]) == 0
+            phase[0] = "report"
+            assert report.main(["--study", STUDY, "--seeds", "2", "--device", "cpu"]) == 0
+        finally:
+            os.chdir(old)
+    yield Reported(root, root / "reports" / STUDY, calls)
+
+
+def test_search_never_loads_test_split(reported: Reported) -> None:
+    # Rule: a real search never calls load_test_split; the report does (so the spy works).
+    assert reported.test_split_calls["search"] == 0
+    assert reported.test_split_calls["report"] >= 1
+
+
+def test_report_writes_every_file(reported: Reported) -> None:
+    # Rule: the report writes the config, models, metrics, both reports and every plot as PNG.
+    missing = [name for name in FILES if not (reported.out / name).is_file()]
+    assert missing == []
+    page = (reported.out / "report.html").read_text()
+    # Rule: the HTML is self-contained: every plot embedded, none linked.
+    assert page.count("data:image/png;base64,") == 5
+    assert 'src="plots/' not in page
+    text = (reported.out / "report.md").read_text()
+    for needle in ("test accuracy", "epochs spent", "search wall time", "Top 10", "(plots/"):
+        assert needle in text
+
+
+def test_report_metrics_and_config_hold_what_retraining_needs(reported: Reported) -> None:
+    metrics = json.loads((reported.out / "metrics.json").read_text())
+    config = json.loads((reported.out / "best_config.json").read_text())
+    # Rule: metrics.json has per-seed test accuracy, mean, std, val accuracy, params and seconds.
+    assert [s["seed"] for s in metrics["per_seed"]] == [0, 1]
+    assert metrics["test_accuracy_mean"] == pytest.approx(
+        sum(s["test_accuracy"] for s in metrics["per_seed"]) / 2)
+    assert metrics["test_accuracy_std"] >= 0 and metrics["n_params"] > 0 and metrics["train_seconds"] > 0
+    assert metrics["val_accuracy"] == config["provenance"]["val_accuracy"]
+    # Rule: best_config.json carries data, model, budget and provenance, not the search space.
+    assert config["spec"]["dataset"] == "digits" and "space" not in config["spec"]
+    assert config["epochs"] == 2 and config["batch_size"] == 64 and config["seed"] == 0
+    assert {"study", "trial", "optuna_version", "torch_version"} <= set(config["provenance"])
+
+
+def _test_predictions(model_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    checkpoint = load_checkpoint(model_path)
+    test = load_test_split(DataOptions())
+    normalize = Normalizer.from_stats(checkpoint.mean, checkpoint.std, torch.device("cpu"))
+    return predict(checkpoint.model, test.x, normalize), test.y
+
+
+def test_checkpoint_loads_weights_only_and_rebuilds(reported: Reported) -> None:
+    raw = torch.load(reported.out / "model.pt", weights_only=True)
+    # Rule: the checkpoint is plain data that describes itself.
+    assert {"state_dict", "config", "input_shape", "classes", "mean", "std", "metrics"} <= set(raw)
+    predictions, labels = _test_predictions(reported.out / "model.pt")
+    accuracy = (predictions == labels).float().mean().item()
+    # Rule: the rebuilt model is the first seed's: it scores exactly metrics.json's seed-0 accuracy.
+    metrics = json.loads((reported.out / "metrics.json").read_text())
+    assert accuracy == metrics["per_seed"][0]["test_accuracy"]
+
+
+# Runs with `python -I` in an empty folder, and refuses any import of this project's packages.
+EXPORTED_SCRIPT = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("search", "model_space"):
+            raise ImportError("this process must not import " + name)
+sys.meta_path.insert(0, Block())
+import torch
+x = torch.load("test_x.pt", weights_only=True)
+program = torch.export.load(sys.argv[1])
+torch.save(program.module()(x).argmax(1), "predictions.pt")
+"""
+
+
+def test_exported_program_predicts_like_checkpoint_without_project(reported: Reported,
+                                                                   tmp_path: Path) -> None:
+    expected, _ = _test_predictions(reported.out / "model.pt")
+    torch.save(load_test_split(DataOptions()).x, tmp_path / "test_x.pt")
+    (tmp_path / "load.py").write_text(EXPORTED_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-I", "load.py", str(reported.out / "model.pt2")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # Rule: model.pt2 alone, in a process without this project, predicts exactly as model.pt.
+    assert torch.equal(torch.load(tmp_path / "predictions.pt", weights_only=True), expected)
+
+
+def test_retrain_cli_reproduces_seed0_test_accuracy(reported: Reported, tmp_path: Path) -> None:
+    code = retrain.main([str(reported.out / "best_config.json"), "--seeds", "1", "--device", "cpu",
+                         "--out", str(tmp_path)])
+    assert code == 0
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    first = json.loads((reported.out / "metrics.json").read_text())
+    # Rule: retraining seed 0 from best_config.json alone, on the CPU, gives the same test accuracy.
+    assert again["per_seed"][0]["test_accuracy"] == first["per_seed"][0]["test_accuracy"]
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt2").is_file()
+
+
+def _study_with(root: Path, names: tuple[str, ...], pruned_only: bool = False) -> str:
+    import optuna
+
+    from search.spec import StudySpec
+    from search.study import load_or_create, open_storage
+
+    url = f"sqlite:///{root / 'several.db'}"
+    storage = open_storage(url)
+    for name in names:
+        study = load_or_create(name, storage, StudySpec())
+        if pruned_only:
+            study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
+    return url
+
+
+def test_report_unknown_study_lists_the_studies_there(workdir: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    url = _study_with(workdir, ("alpha", "beta"))
+    code = report.main(["--study", "gamma", "--storage", url])
+    err = capsys.readouterr().err
+    # Rule: an unknown study is refused (exit 2) in one line that lists the studies in that storage.
+    assert code == 2
+    assert err.count("\n") == 1 and "'gamma'" in err and "alpha, beta" in err
+    assert not (workdir / "reports").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat")  # the test asks and tells outside optimize()
+def test_report_study_without_complete_trial_says_so(workdir: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    url = _study_with(workdir, ("early",), pruned_only=True)
+    code = report.main(["--study", "early", "--storage", url])
+    err = capsys.readouterr().err
+    # Rule: no complete trial -> a clear one-line message, exit 2, and nothing written.
+    assert code == 2
+    assert err.count("\n") == 1 and "no complete trial" in err and "1 pruned" in err
+    assert not (workdir / "reports").exists()
+
+
+def test_report_missing_storage_is_not_created(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = report.main(["--study", "digits"])
+    # Rule: reporting on a storage file that does not exist fails and does not create it.
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert not (workdir / "studies" / "digits.db").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("{not json", "is not a JSON file"),
+    ('{"format": "something-else"}', "is not a best_config.json"),
+    ('{"format": "cnn-search-best-config/1", "spec": {"dataset": "digits"}}', "incomplete or invalid"),
+    ('{"format": "cnn-search-best-config/1", "spec": {"epochs": 0}, "model": {}}', "epochs"),
+])
+def test_retrain_bad_config_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str],
+                                        content: str, needle: str) -> None:
+    (workdir / "bad.json").write_text(content)
+    code = retrain.main(["bad.json", "--seeds", "1"])
+    err = capsys.readouterr().err
+    # Rule: a config that is not ours, or not whole, is refused in one line with exit 2.
+    assert code == 2 and err.count("\n") == 1 and needle in err
+
+
+@dataclass(frozen=True)
+class _SubsetOptions:
+    dataset: str = "digits"
+    train_subset: int | None = None
+
+
+@pytest.mark.parametrize("options, expected", [
+    (_SubsetOptions(train_subset=500), _SubsetOptions(train_subset=None)),
+    (DataOptions(split_seed=3), DataOptions(split_seed=3)),
+])
+def test_retrain_full_data_undoes_a_search_subset(options: object, expected: object) -> None:
+    # Rule: the final retrain uses all of train+val even when the search trained on a subset.
+    assert retrain.full_data(options) == expected  # type: ignore[arg-type]
