@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from model_space import TrialConfig, sample_config
 from search import cli
+from search.artifacts import open_store, upload_report_artifacts
 from search.data import DataError
 from search.report_sections import ReportFacts, sections, trial_counts
 from search.retrain import FORMAT, read_best_config, retrain
@@ -133,11 +134,14 @@ def write_report(args: argparse.Namespace) -> int:
     title = f"cnn-search report: study {name}"
     (out / "report.md").write_text(markdown(title, sections(facts), out))
     (out / "report.html").write_text(html_page(title, sections(facts)))
+    # The dashboard's "Study Artifacts" view offers both for download.
+    upload_report_artifacts(study, open_store(name), [out / "model.pt", out / "report.html"])
     m = result.metrics
     print(f"best trial {trial.number}: val_accuracy {trial.value:.4f}; test accuracy "
           f"{m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over {args.seeds} seed(s)")
     print(f"wrote {out}/: best_config.json model.pt model.pt2 metrics.json report.md report.html "
           f"plots/ in {time.perf_counter() - started:.1f} s")
+    print("attached model.pt and report.html to the study (optuna-dashboard: Study Artifacts)")
     return cli.EXIT_OK
 
 

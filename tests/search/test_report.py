@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
+from optuna.artifacts import get_all_artifact_meta
 
 import search.data
 from search import report, retrain, run
@@ -59,6 +61,14 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
         finally:
             os.chdir(old)
     yield Reported(root, root / "reports" / STUDY, calls)
+
+
+def test_report_attaches_model_and_html_to_the_study(reported: Reported) -> None:
+    # Rule: the report uploads model.pt and report.html as study artifacts for the dashboard.
+    study = optuna.load_study(study_name=STUDY,
+                              storage=f"sqlite:///{reported.root / 'studies' / (STUDY + '.db')}")
+    names = {m.filename for m in get_all_artifact_meta(study)}
+    assert {"model.pt", "report.html"} <= names
 
 
 def test_search_never_loads_test_split(reported: Reported) -> None:
