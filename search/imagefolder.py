@@ -258,7 +258,11 @@ def load_tree(root: Path, cache_dir: Path, image_size: int | None = None) -> Dec
             warnings.warn(f"skipped {len(cached.skipped)} unreadable image(s) under {str(root)!r} "
                           f"(cached): {', '.join(cached.skipped[:5])}", stacklevel=2)
         return cached
-    size = image_size or typical_size(train.files)
-    tree = decode_tree(root, classes, parts, size)
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, once per call;
+        # they remain the pinned, bundled decoders here.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+        size = image_size or typical_size(train.files)
+        tree = decode_tree(root, classes, parts, size)
     _save(path, tree)
     return tree
