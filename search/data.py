@@ -172,9 +172,19 @@ def _stratified(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray
     return np.sort(keep), np.sort(held)
 
 
+def _absolute(options: DataOptions) -> DataOptions:
+    """Paths made absolute, so the per-process caches never mix up two working directories."""
+    data_dir = str(Path(options.data_dir).expanduser().resolve())
+    dataset = options.dataset
+    if is_folder_dataset(dataset) and Path(dataset).expanduser().exists():
+        dataset = str(Path(dataset).expanduser().resolve())
+    return dataclasses.replace(options, dataset=dataset, data_dir=data_dir)
+
+
 def _load_source(options: DataOptions) -> Source:
     # Keyed on what the decoded images depend on, not on how they are split.
-    return _decoded_source(DataOptions(dataset=options.dataset, data_dir=options.data_dir,
+    absolute = _absolute(options)
+    return _decoded_source(DataOptions(dataset=absolute.dataset, data_dir=absolute.data_dir,
                                        image_size=options.image_size, download=options.download))
 
 
@@ -217,12 +227,16 @@ def _subset(split: Split, n: int | None, seed: int) -> Split:
     return Split(split.x[keep], split.y[keep])
 
 
-@functools.lru_cache(maxsize=4)
 def load_bundle(options: DataOptions) -> DataBundle:
     """Train and validation splits, loaded once per process and shared by every trial.
 
     With ``train_subset``, train is a stratified subset of the full train split; val is whole.
     """
+    return _bundle(_absolute(options))
+
+
+@functools.lru_cache(maxsize=4)
+def _bundle(options: DataOptions) -> DataBundle:
     pool, _ = _pool_and_test(options)
     train_idx, val_idx = _stratified(pool.y, options.val_fraction, options.split_seed)
     train = _subset(Split(pool.x[train_idx], pool.y[train_idx]), options.train_subset,

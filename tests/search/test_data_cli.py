@@ -68,3 +68,25 @@ def test_run_cli_missing_dataset_is_one_line_and_creates_no_study(workdir: Path,
     assert code == 2 and err.count("\n") == 1
     assert "nowhere/cifar-10-batches-py" in err and "--download" in err
     assert not list(workdir.glob("studies/*.db"))
+
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_study_files_are_valid_specs_named_after_their_dataset(path: Path) -> None:
+    from search.spec import read_toml
+
+    spec, run = read_toml(path)
+    # Rule: every tracked study spec loads, and studies/<name>.toml searches dataset <name>.
+    assert StudySpec.from_flat(spec).data.dataset == path.stem and run["trials"] >= 1
+
+
+def test_run_cli_cifar10_study_file_runs_with_overrides(workdir: Path) -> None:
+    write_cifar10(workdir / "data", per_batch=40)
+    args = ["--config", str(STUDIES / "cifar10.toml"), "--train-subset", "20", "--epochs", "1",
+            "--trials", "2", "--quiet"]
+    assert main(args) == 0
+    spec = stored(workdir, "cifar10")
+    # Rule: the tracked spec runs as is; flags override its budget and land in the stored spec.
+    assert spec["train_subset"] == 20 and spec["epochs"] == 1 and spec["space"]["augment"] == [True]
