@@ -199,32 +199,55 @@ def _decoded_source(options: DataOptions) -> Source:
                   test_x=_resized(source.test_x, options.image_size), test_y=source.test_y)
 
 
-def _pool_and_test(options: DataOptions) -> tuple[Split, Split]:
+def _pool_index(options: DataOptions) -> tuple[Source, np.ndarray, np.ndarray | None]:
+    """The source, and indices of its labelled pool and held-out test (None: shipped test)."""
     source = _load_source(options)
     if source.test_x is not None and source.test_y is not None:
-        return Split(source.x, source.y), Split(source.test_x, source.test_y)
+        return source, np.arange(len(source.y)), None
     keep, held = _stratified(source.y, options.test_fraction, options.split_seed)
+    return source, keep, held
+
+
+def _pool_and_test(options: DataOptions) -> tuple[Split, Split]:
+    source, keep, held = _pool_index(options)
+    if held is None:
+        return Split(source.x, source.y), Split(source.test_x, source.test_y)
     return Split(source.x[keep], source.y[keep]), Split(source.x[held], source.y[held])
+
+
+# Images per float64 chunk in channel_stats: a float64 copy of all of CIFAR would be 1.2 GB.
+STATS_CHUNK = 4096
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images, in [0, 1] units."""
-    values = x.to(torch.float64).div_(255.0)
-    mean = values.mean(dim=(0, 2, 3))
-    std = values.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    if len(x) <= STATS_CHUNK:
+        values = x.to(torch.float64).div_(255.0)
+        mean = values.mean(dim=(0, 2, 3))
+        std = values.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return tuple(mean.tolist()), tuple(std.tolist())
+    sums = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(sums)
+    for start in range(0, len(x), STATS_CHUNK):
+        values = x[start:start + STATS_CHUNK].to(torch.float64).div_(255.0)
+        sums += values.sum(dim=(0, 2, 3))
+        squares += values.square_().sum(dim=(0, 2, 3))
+    count = x.numel() // x.shape[1]
+    mean = sums / count
+    std = ((squares - count * mean.square()) / (count - 1)).clamp_min(0).sqrt().clamp_min(1e-3)
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
-def _subset(split: Split, n: int | None, seed: int) -> Split:
-    """A stratified subset of ``n`` examples; the whole split when n is None or not smaller."""
-    if n is None or n >= len(split):
-        return split
-    n_classes = len(torch.unique(split.y))
+def _subset(y: torch.Tensor, index: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """A stratified subset of ``n`` of ``index``; all of it when n is None or not smaller."""
+    if n is None or n >= len(index):
+        return index
+    n_classes = len(torch.unique(y[index]))
     if n < n_classes:
         raise DataError(f"train_subset {n} is smaller than the {n_classes} classes; "
                         "every class needs at least one training image")
-    keep, _ = _stratified(split.y, 1.0 - n / len(split), seed)
-    return Split(split.x[keep], split.y[keep])
+    keep, _ = _stratified(y[index], 1.0 - n / len(index), seed)
+    return index[keep]
 
 
 def load_bundle(options: DataOptions) -> DataBundle:
@@ -237,16 +260,19 @@ def load_bundle(options: DataOptions) -> DataBundle:
 
 @functools.lru_cache(maxsize=4)
 def _bundle(options: DataOptions) -> DataBundle:
-    pool, _ = _pool_and_test(options)
-    train_idx, val_idx = _stratified(pool.y, options.val_fraction, options.split_seed)
-    train = _subset(Split(pool.x[train_idx], pool.y[train_idx]), options.train_subset,
-                    options.split_seed)
+    # Indices are composed first and images gathered once, so no intermediate copy of the pool
+    # is made: peak memory stays near the source plus train and val.
+    source, pool, _ = _pool_index(options)
+    train_rel, val_rel = _stratified(source.y[pool], options.val_fraction, options.split_seed)
+    train_idx = _subset(source.y, pool[train_rel], options.train_subset, options.split_seed)
+    train = Split(source.x[train_idx], source.y[train_idx])
     mean, std = channel_stats(train.x)
+    val_idx = pool[val_rel]
     return DataBundle(
         name=options.dataset,
         train=train,
-        val=Split(pool.x[val_idx], pool.y[val_idx]),
-        classes=_load_source(options).classes,
+        val=Split(source.x[val_idx], source.y[val_idx]),
+        classes=source.classes,
         mean=mean,
         std=std,
     )
