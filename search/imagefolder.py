@@ -121,9 +121,13 @@ def cache_key(parts: list[Part], image_size: int | None) -> str:
     return digest.hexdigest()
 
 
-def cache_path(cache_dir: Path, root: Path, key: str) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", root.resolve().name) or "tree"
-    return cache_dir / f"{stem}-{key[:20]}.pt"
+def cache_path(cache_dir: Path, root: Path, image_size: int | None, key: str) -> Path:
+    """``<folder>-<where>-<key>.pt``: one file per tree and size, replaced when the tree changes."""
+    resolved = root.resolve()
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", resolved.name) or "tree"
+    # Two trees named alike, or one tree at two sizes, keep separate files.
+    where = hashlib.sha256(f"{resolved}\0{image_size}".encode()).hexdigest()[:8]
+    return cache_dir / f"{stem}-{where}-{key[:20]}.pt"
 
 
 def _decode(path: str) -> torch.Tensor:
@@ -251,7 +255,7 @@ def load_tree(root: Path, cache_dir: Path, image_size: int | None = None) -> Dec
     classes, train, test = scan_tree(root)
     parts = [train] if test is None else [train, test]
     key = cache_key(parts, image_size)
-    path = cache_path(cache_dir, root, key)
+    path = cache_path(cache_dir, root, image_size, key)
     cached = _load_cached(path) if path.exists() else None
     if cached is not None:
         if cached.skipped:

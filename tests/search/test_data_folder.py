@@ -141,3 +141,11 @@ def test_load_tree_image_size_explicit_and_default_cap(tmp_path: Path) -> None:
 def test_default_study_name_is_a_safe_folder_name(dataset: str, expected: str) -> None:
     # Rule: a tree's study name is its folder's name with unsafe characters replaced.
     assert default_study_name(dataset) == expected
+
+
+def test_load_tree_each_image_size_keeps_its_own_cache(tree: Path, tmp_path: Path) -> None:
+    load_tree(tree, tmp_path / "cache", image_size=8)
+    load_tree(tree, tmp_path / "cache", image_size=10)
+    again = load_tree(tree, tmp_path / "cache", image_size=8)
+    # Rule: switching --image-size back and forth decodes each size once.
+    assert again.decoded == 0 and again.x.shape[-1] == 8
