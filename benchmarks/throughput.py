@@ -4,7 +4,7 @@
 
 All three train the same model (same config, batch size, optimizer) for one epoch over the same
 images, one after another within each repeat, so machine load hits them alike. Augmentation is
-off everywhere (the same work); a second table (``--augment``) compares our batch crop + flip
+off everywhere (the same work); a second table compares our batch crop + flip
 with torchvision's per-sample RandomCrop + RandomHorizontalFlip. A last row times the data path
 alone (producing normalised batches, no model), which is what the loader choice changes.
 """
