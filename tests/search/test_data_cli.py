@@ -90,3 +90,22 @@ def test_run_cli_cifar10_study_file_runs_with_overrides(workdir: Path) -> None:
     spec = stored(workdir, "cifar10")
     # Rule: the tracked spec runs as is; flags override its budget and land in the stored spec.
     assert spec["train_subset"] == 20 and spec["epochs"] == 1 and spec["space"]["augment"] == [True]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--dataset", "cifar10", "--image-size", "2"], "image_size"),
+        (["--dataset", "cifar10", "--train-subset", "1"], "train_subset"),
+        (["--dataset", "photos/none"], "photos/none"),
+        (["--train-subset", "zero"], "zero"),
+    ],
+)
+def test_run_cli_bad_data_flags_are_one_line_exit_2(workdir: Path, capsys, args: list[str],
+                                                   named: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main([*args, "--quiet"]))
+    err = capsys.readouterr().err
+    # Rule: a bad data flag is one line naming it, exit 2, and no study file.
+    assert exit_info.value.code == 2 and named in err and err.strip().count("\n") == 0
+    assert not list(workdir.glob("studies/*.db"))
