@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -16,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from search import cli
 from search.artifacts import SAVE_MODES, ModelSaver, artifact_dir
-from search.data import DataError, load_bundle
+from search.data import DataError, default_study_name, load_bundle
 from search.note import write_study_note
 from search.objective import Objective
 from search.progress import TargetCallback, count_states, finished, summary
@@ -26,6 +27,7 @@ from search.spec import (
     RunOptions,
     SpecError,
     StudySpec,
+    default_augment,
     merge_stored,
     read_toml,
 )
@@ -33,7 +35,8 @@ from search.study import default_storage, load_or_create, mask_url, open_storage
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
-SPEC_FLAGS = ("dataset", "epochs", "seed", "sampler", "pruner")
+SPEC_FLAGS = ("dataset", "epochs", "seed", "sampler", "pruner", "data_dir", "image_size",
+              "train_subset")
 RUN_FLAGS = ("trials", "timeout", "study", "storage", "device")
 
 
@@ -46,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=cli.non_negative_int, help="search seed (default 0)")
     p.add_argument("--study", help="study name (default: the dataset name)")
     p.add_argument("--storage", help="SQLAlchemy URL (default sqlite:///studies/<study>.db)")
-    p.add_argument("--dataset", help="dataset name (default digits)")
+    p.add_argument("--dataset", help="digits (default), mnist, fashion-mnist, cifar10, cifar100, "
+                   "or the path of an ImageFolder tree (PATH/train/<class>/<image>)")
+    p.add_argument("--data-dir", help="torchvision datasets and the decode cache (default data/)")
+    p.add_argument("--download", action="store_true", help="fetch a missing torchvision dataset")
+    p.add_argument("--image-size", type=cli.positive_int,
+                   help="resize images to this square side (default: a tree's typical size, <= 64)")
+    p.add_argument("--train-subset", type=cli.positive_int,
+                   help="search on a stratified subset of N training images")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default tpe")
     p.add_argument("--pruner", choices=PRUNER_NAMES, help="default sha (successive halving)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -115,14 +125,15 @@ def run_search(args: argparse.Namespace) -> int:
     asked_spec, asked_run = _asked(args)
     run = RunOptions(**asked_run)
     StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
-    name = cli.check_study_name(run.study or Path(str(asked_spec.get("dataset", "digits"))).name)
+    name = cli.check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
     device = resolve_device(run.device)
     url = _storage_url(run, name)
     # A new SQLite file is created only once the spec and the data have proved usable.
     storage = _open(url) if _may_exist(url) else None
     stored = stored_spec(storage, name) if storage is not None else None
     spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
-    data = load_bundle(spec.data)
+    data = load_bundle(dataclasses.replace(spec.data, download=args.download))
+    spec = default_augment(spec, asked_spec, stored, data.input_shape)
     storage = storage or _open(url)
     study = load_or_create(name, storage, spec)
     done = finished(count_states(study))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from model_space import SearchSpace, SpaceError
-from search.data import DataOptions
+from search.data import DataOptions, augment_default
 
 SAMPLER_NAMES = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNER_NAMES = ("sha", "hyperband", "median", "none")
@@ -58,6 +58,12 @@ class StudySpec:
         _fraction("test_fraction", self.data.test_fraction)
         _fraction("val_fraction", self.data.val_fraction)
         _whole("split_seed", self.data.split_seed, 0)
+        if not isinstance(self.data.data_dir, str) or not self.data.data_dir:
+            raise SpecError(f"data_dir must be a non-empty path but got {self.data.data_dir!r}")
+        if self.data.image_size is not None:
+            _whole("image_size", self.data.image_size, 4)
+        if self.data.train_subset is not None:
+            _whole("train_subset", self.data.train_subset, 2)
         _whole("epochs", self.epochs, 1)
         _whole("seed", self.seed, 0)
         _one_of("sampler", self.sampler, SAMPLER_NAMES)
@@ -66,6 +72,7 @@ class StudySpec:
     def to_flat(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""
         flat = dataclasses.asdict(self.data)
+        del flat["download"]  # how to fetch the files, not what they are
         flat.update(epochs=self.epochs, seed=self.seed, sampler=self.sampler, pruner=self.pruner)
         flat["space"] = self.space.to_dict()
         return flat
@@ -83,7 +90,7 @@ class StudySpec:
 
 
 SPEC_KEYS = (
-    {f.name for f in dataclasses.fields(DataOptions)}
+    {f.name for f in dataclasses.fields(DataOptions)} - {"download"}
     | {f.name for f in dataclasses.fields(StudySpec)} - {"data"}
 )
 
@@ -134,6 +141,18 @@ def read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = {k: v for k, v in table.items() if k in SPEC_KEYS or k == "space"}
     run = {k: v for k, v in table.items() if k in RUN_KEYS}
     return spec, run
+
+
+def default_augment(spec: StudySpec, asked: dict[str, Any], stored: dict[str, Any] | None,
+                    input_shape: tuple[int, int, int]) -> StudySpec:
+    """A new study that does not set space.augment gets crop + flip when the data suits it.
+
+    The choice is written into the spec, so the stored study says what it searched.
+    """
+    if stored is not None or "augment" in asked.get("space", {}):
+        return spec
+    space = dataclasses.replace(spec.space, augment=(augment_default(input_shape),))
+    return dataclasses.replace(spec, space=space)
 
 
 def merge_stored(stored: dict[str, Any] | None, asked: dict[str, Any], study: str) -> dict[str, Any]:

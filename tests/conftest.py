@@ -6,6 +6,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# One thread per process, subprocesses included: two OpenMP threads on a loaded 2-core machine
+# can run tiny convolutions 100x slower while they wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import optuna
 import pytest
 import torch

@@ -1,0 +1,111 @@
+"""A short search from the CLI on every kind of dataset, on files the tests write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.run import main
+from search.spec import StudySpec
+from search.study import SPEC_ATTR
+from tests.search.dataset_files import write_cifar10, write_cifar100, write_mnist, write_tree
+
+TINY = ["--trials", "2", "--epochs", "1", "--config", "tiny.toml", "--quiet"]
+
+# --dataset value -> (writer into the working directory, study name, default augment)
+KINDS = {
+    "mnist": (lambda d: write_mnist(d / "data", "MNIST"), "mnist", False),
+    "fashion-mnist": (lambda d: write_mnist(d / "data", "FashionMNIST"), "fashion-mnist", False),
+    "cifar10": (lambda d: write_cifar10(d / "data"), "cifar10", True),
+    "cifar100": (lambda d: write_cifar100(d / "data"), "cifar100", True),
+    "photos/My Pets": (lambda d: write_tree(d / "photos" / "My Pets", size=32), "My-Pets", True),
+}
+
+
+def stored(workdir: Path, name: str) -> dict:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{workdir}/studies/{name}.db")
+    assert len(study.get_trials()) == 2
+    return json.loads(study.user_attrs[SPEC_ATTR])
+
+
+@pytest.mark.parametrize("dataset", list(KINDS))
+def test_run_cli_short_search_on_each_dataset_kind(workdir: Path, dataset: str) -> None:
+    writer, name, augment = KINDS[dataset]
+    writer(workdir)
+    assert main(["--dataset", dataset, *TINY]) == 0
+    spec = stored(workdir, name)
+    # Rule: every kind searches end to end; the study is named after the dataset (a tree: its
+    # folder, made safe), and stores the augmentation the data called for.
+    assert spec["dataset"] == dataset and spec["space"]["augment"] == [augment]
+    assert StudySpec.from_flat(spec).data.dataset == dataset
+
+
+def test_run_cli_train_subset_and_image_size_are_stored(workdir: Path) -> None:
+    write_cifar10(workdir / "data")
+    assert main(["--dataset", "cifar10", "--train-subset", "30", "--image-size", "16", *TINY]) == 0
+    spec = stored(workdir, "cifar10")
+    # Rule: the stored spec holds what reloads the same data, including the search subset.
+    assert spec["train_subset"] == 30 and spec["image_size"] == 16 and spec["data_dir"] == "data"
+    assert "download" not in spec
+
+
+def test_run_cli_augment_set_in_spec_wins(workdir: Path) -> None:
+    write_cifar10(workdir / "data")
+    (workdir / "aug.toml").write_text((workdir / "tiny.toml").read_text() + "augment = [false, true]\n")
+    args = ["--dataset", "cifar10", "--trials", "2", "--epochs", "1", "--config", "aug.toml", "--quiet"]
+    assert main(args) == 0
+    # Rule: a spec that sets space.augment (here: searched) overrides the data's default.
+    assert stored(workdir, "cifar10")["space"]["augment"] == [False, True]
+
+
+def test_run_cli_missing_dataset_is_one_line_and_creates_no_study(workdir: Path, capsys) -> None:
+    code = main(["--dataset", "cifar10", "--data-dir", "nowhere", *TINY])
+    err = capsys.readouterr().err
+    # Rule: one line naming the expected folder and --download, exit 2, no study file.
+    assert code == 2 and err.count("\n") == 1
+    assert "nowhere/cifar-10-batches-py" in err and "--download" in err
+    assert not list(workdir.glob("studies/*.db"))
+
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_study_files_are_valid_specs_named_after_their_dataset(path: Path) -> None:
+    from search.spec import read_toml
+
+    spec, run = read_toml(path)
+    # Rule: every tracked study spec loads, and studies/<name>.toml searches dataset <name>.
+    assert StudySpec.from_flat(spec).data.dataset == path.stem and run["trials"] >= 1
+
+
+def test_run_cli_cifar10_study_file_runs_with_overrides(workdir: Path) -> None:
+    write_cifar10(workdir / "data", per_batch=40)
+    args = ["--config", str(STUDIES / "cifar10.toml"), "--train-subset", "20", "--epochs", "1",
+            "--trials", "2", "--quiet"]
+    assert main(args) == 0
+    spec = stored(workdir, "cifar10")
+    # Rule: the tracked spec runs as is; flags override its budget and land in the stored spec.
+    assert spec["train_subset"] == 20 and spec["epochs"] == 1 and spec["space"]["augment"] == [True]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--dataset", "cifar10", "--image-size", "2"], "image_size"),
+        (["--dataset", "cifar10", "--train-subset", "1"], "train_subset"),
+        (["--dataset", "photos/none"], "photos/none"),
+        (["--train-subset", "zero"], "zero"),
+    ],
+)
+def test_run_cli_bad_data_flags_are_one_line_exit_2(workdir: Path, capsys, args: list[str],
+                                                   named: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main([*args, "--quiet"]))
+    err = capsys.readouterr().err
+    # Rule: a bad data flag is one line naming it, exit 2, and no study file.
+    assert exit_info.value.code == 2 and named in err and err.strip().count("\n") == 0
+    assert not list(workdir.glob("studies/*.db"))
