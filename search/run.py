@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from search import cli
 from search.data import DataError, load_bundle
 from search.objective import Objective
-from search.progress import TargetCallback, count_states, finished, summary
+from search.progress import count_states, finished, summary
 from search.spec import (
     PRUNER_NAMES,
     SAMPLER_NAMES,
@@ -28,11 +28,12 @@ from search.spec import (
     read_toml,
 )
 from search.study import default_storage, load_or_create, mask_url, open_storage, stored_spec
+from search.workers import WorkerJob, run_jobs, thread_share, work, worker_device
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
 SPEC_FLAGS = ("dataset", "epochs", "seed", "sampler", "pruner")
-RUN_FLAGS = ("trials", "timeout", "study", "storage", "device")
+RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default tpe")
     p.add_argument("--pruner", choices=PRUNER_NAMES, help="default sha (successive halving)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--jobs", type=cli.positive_int,
+                   help="worker processes on this machine, sharing the study (default 1)")
     p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -80,14 +83,26 @@ def _storage_url(run: RunOptions, study: str) -> str:
     return default_storage(study)
 
 
-def _optimize(study: optuna.Study, objective: Objective, run: RunOptions,
-              callback: TargetCallback) -> None:
-    callback.start(finished(count_states(study)))
-    try:
-        study.optimize(objective, timeout=run.timeout, callbacks=[callback],
-                       catch=(RuntimeError, MemoryError), gc_after_trial=False)
-    finally:
-        callback.close()
+def _job(run: RunOptions, name: str, url: str, worker: int = 0) -> WorkerJob:
+    return WorkerJob(study=name, url=url, target=run.trials, worker=worker,
+                     device=worker_device(run.device, worker),
+                     threads=thread_share(run.jobs), timeout=run.timeout)
+
+
+def _run_jobs(study: optuna.Study, run: RunOptions, name: str, url: str, show: bool) -> int:
+    """--jobs N: N worker processes; the exit code says how they ended."""
+    started = time.perf_counter()
+    codes = run_jobs(study, [_job(run, name, url, i) for i in range(run.jobs)], show)
+    print(summary(study, run.trials, mask_url(url), time.perf_counter() - started))
+    if cli.EXIT_INTERRUPTED in codes:
+        print(f"interrupted; resume with: {resume_command(name, url, run.trials)} --jobs "
+              f"{run.jobs}", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    bad = {i: code for i, code in enumerate(codes) if code != cli.EXIT_OK}
+    if bad and finished(count_states(study)) < run.trials:
+        return cli.fail(PROG, f"workers ended with exit codes {bad} before the target",
+                        cli.EXIT_FAILURE)
+    return cli.EXIT_OK
 
 
 def _may_exist(url: str) -> bool:
@@ -127,11 +142,12 @@ def run_search(args: argparse.Namespace) -> int:
               "nothing to do. Raise --trials to add more.")
         print(summary(study, run.trials, shown_url, 0.0))
         return cli.EXIT_OK
+    if run.jobs > 1:
+        return _run_jobs(study, run, name, url, show=not args.quiet)
     objective = Objective(data, spec.space, spec.epochs, spec.seed, device)
-    callback = TargetCallback(run.trials, show=not args.quiet)
     started = time.perf_counter()
     try:
-        _optimize(study, objective, run, callback)
+        callback = work(_job(run, name, url), storage, study, objective, show=not args.quiet)
     except KeyboardInterrupt:
         done = finished(count_states(study))
         print(f"\ninterrupted: study {name!r} has {done}/{run.trials} finished trials; the running "
