@@ -28,7 +28,7 @@ from search.spec import (
     read_toml,
 )
 from search.study import default_storage, load_or_create, mask_url, open_storage, stored_spec
-from search.workers import WorkerJob, run_jobs, thread_share, work, worker_device
+from search.workers import WorkerJob, run_jobs, seed_index, thread_share, work, worker_device
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
@@ -134,7 +134,7 @@ def run_search(args: argparse.Namespace) -> int:
     spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
     data = load_bundle(spec.data)
     storage = storage or _open(url)
-    study = load_or_create(name, storage, spec)
+    study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
     done = finished(count_states(study))
     shown_url = mask_url(url)
     if done >= run.trials:

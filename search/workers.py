@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 
 import optuna
@@ -73,6 +74,18 @@ def worker_label(worker: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{worker}"
 
 
+def seed_index(storage: RDBStorage, worker: int) -> int:
+    """The ``worker`` part of this process's sampler seed (search.study.sampler_seed).
+
+    On a local SQLite file the index is unique among the workers; on a server, machines all
+    number their workers from 0 and may start at once, so host and pid go in as well: equal
+    seeds would draw the same startup trials on every machine.
+    """
+    if storage.engine.dialect.name == "sqlite":
+        return worker
+    return zlib.crc32(worker_label(worker).encode())
+
+
 def free_device_memory(device: torch.device) -> None:
     # A trial's model, optimizer state and activations die with it; hand the cached blocks
     # back so the next trial (maybe a wider net) does not hit a fragmented allocator. The CPU
@@ -107,7 +120,8 @@ def run_worker(job: WorkerJob) -> int:
     storage = open_storage(job.url, job.heartbeat, job.max_retry)
     spec = StudySpec.from_flat(stored_spec(storage, job.study) or {})
     data = load_bundle(spec.data)
-    study = load_or_create(job.study, storage, spec, worker=job.worker, parallel=True)
+    study = load_or_create(job.study, storage, spec, worker=seed_index(storage, job.worker),
+                           parallel=True)
     objective = Objective(data, spec.space, spec.epochs, spec.seed, torch.device(job.device))
     try:
         callback = work(job, storage, study, objective)
