@@ -170,18 +170,22 @@ def _watch(study: optuna.Study, target: int, processes: list, show: bool) -> Non
 
 
 def run_jobs(study: optuna.Study, jobs: list[WorkerJob], show: bool) -> list[int]:
-    """Start the workers, watch them, and return their exit codes (negative: killed)."""
+    """Start the workers, watch them, and return their exit codes (negative: killed).
+
+    On Ctrl-C or SIGTERM the workers are stopped and the list starts with EXIT_INTERRUPTED.
+    """
     processes = start_workers(jobs)
+    interrupted = False
     try:
         _watch(study, jobs[0].target, processes, show)
     except KeyboardInterrupt:
-        # Ctrl-C reached the workers too (same process group); SIGTERM reached only us.
+        # Ctrl-C reached the workers too (same process group); SIGTERM reached only us. Either
+        # way each worker fails its running trial and exits; wait for that, then report.
+        interrupted = True
         for process in processes:
             if process.is_alive():
                 process.terminate()
-        for process in processes:
-            process.join()
-        raise
     for process in processes:
         process.join()
-    return [process.exitcode or 0 for process in processes]
+    codes = [process.exitcode or 0 for process in processes]
+    return [cli.EXIT_INTERRUPTED, *codes] if interrupted else codes
