@@ -172,3 +172,29 @@ def test_jobs_on_default_sqlite_never_lock_and_stop_at_the_target(workdir: Path)
     assert "16 finished trials (target 16)" in result.stdout
     assert len(trials) == 16 and all(t.state in FINISHED for t in trials)
     assert len({worker_index(t) for t in trials}) >= 2
+
+
+def test_jobs_sigterm_fails_running_trials_and_leaves_none_running(workdir: Path) -> None:
+    args = [sys.executable, "-m", "search.run", "--trials", "40", "--jobs", "2", "--epochs", "6",
+            "--config", "tiny.toml", "--quiet"]
+    proc = subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    db = workdir / "studies" / "digits.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                study = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
+                if sum(t.state in FINISHED for t in study.get_trials(deepcopy=False)) >= 1:
+                    break
+            except (KeyError, sqlalchemy.exc.OperationalError):
+                pass  # the study is being created
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    trials = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
+    # Rule: SIGTERM to the parent stops every worker, fails their running trials (no RUNNING
+    # left behind), exits 130 and says how to resume with the same number of jobs.
+    assert proc.returncode == 130, err
+    assert "--jobs 2" in err
+    assert TrialState.RUNNING not in {t.state for t in trials}
