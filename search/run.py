@@ -20,7 +20,7 @@ from search.artifacts import SAVE_MODES, ModelSaver, artifact_dir
 from search.data import DataError, default_study_name, load_bundle
 from search.note import write_study_note
 from search.objective import Objective
-from search.progress import TargetCallback, count_states, finished, summary
+from search.progress import count_states, finished, summary
 from search.spec import (
     PRUNER_NAMES,
     SAMPLER_NAMES,
@@ -32,12 +32,13 @@ from search.spec import (
     read_toml,
 )
 from search.study import default_storage, load_or_create, mask_url, open_storage, stored_spec
+from search.workers import WorkerJob, run_jobs, seed_index, thread_share, work, worker_device
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
 SPEC_FLAGS = ("dataset", "epochs", "seed", "sampler", "pruner", "data_dir", "image_size",
               "train_subset")
-RUN_FLAGS = ("trials", "timeout", "study", "storage", "device")
+RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default tpe")
     p.add_argument("--pruner", choices=PRUNER_NAMES, help="default sha (successive halving)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--jobs", type=cli.positive_int,
+                   help="worker processes on this machine, sharing the study (default 1)")
     p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save-models", choices=SAVE_MODES, default="best",
@@ -95,14 +98,29 @@ def _storage_url(run: RunOptions, study: str) -> str:
     return default_storage(study)
 
 
-def _optimize(study: optuna.Study, objective: Objective, run: RunOptions,
-              callback: TargetCallback) -> None:
-    callback.start(finished(count_states(study)))
-    try:
-        study.optimize(objective, timeout=run.timeout, callbacks=[callback],
-                       catch=(RuntimeError, MemoryError), gc_after_trial=False)
-    finally:
-        callback.close()
+def _job(run: RunOptions, name: str, url: str, worker: int = 0,
+         save_models: str = "best") -> WorkerJob:
+    return WorkerJob(study=name, url=url, target=run.trials, worker=worker,
+                     device=worker_device(run.device, worker),
+                     threads=thread_share(run.jobs), timeout=run.timeout, save_models=save_models)
+
+
+def _run_jobs(study: optuna.Study, run: RunOptions, name: str, url: str, save_models: str,
+              show: bool) -> int:
+    """--jobs N: N worker processes; the exit code says how they ended."""
+    started = time.perf_counter()
+    jobs = [_job(run, name, url, i, save_models) for i in range(run.jobs)]
+    codes = run_jobs(study, jobs, show)
+    print(summary(study, run.trials, mask_url(url), time.perf_counter() - started))
+    if cli.EXIT_INTERRUPTED in codes:
+        print(f"interrupted; resume with: {resume_command(name, url, run.trials)} --jobs "
+              f"{run.jobs}", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    bad = {i: code for i, code in enumerate(codes) if code != cli.EXIT_OK}
+    if bad and finished(count_states(study)) < run.trials:
+        return cli.fail(PROG, f"workers ended with exit codes {bad} before the target",
+                        cli.EXIT_FAILURE)
+    return cli.EXIT_OK
 
 
 def _may_exist(url: str) -> bool:
@@ -135,7 +153,7 @@ def run_search(args: argparse.Namespace) -> int:
     data = load_bundle(dataclasses.replace(spec.data, download=args.download))
     spec = default_augment(spec, asked_spec, stored, data.input_shape)
     storage = storage or _open(url)
-    study = load_or_create(name, storage, spec)
+    study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
     done = finished(count_states(study))
     shown_url = mask_url(url)
     if done >= run.trials:
@@ -144,12 +162,14 @@ def run_search(args: argparse.Namespace) -> int:
         print(summary(study, run.trials, shown_url, 0.0))
         return cli.EXIT_OK
     write_study_note(study, url, spec, data)
+    if run.jobs > 1:
+        return _run_jobs(study, run, name, url, args.save_models, show=not args.quiet)
     saver = ModelSaver(artifact_dir(name), data, args.save_models)
     objective = Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver)
-    callback = TargetCallback(run.trials, show=not args.quiet)
     started = time.perf_counter()
     try:
-        _optimize(study, objective, run, callback)
+        callback = work(_job(run, name, url, save_models=args.save_models), storage, study,
+                        objective, show=not args.quiet)
     except KeyboardInterrupt:
         done = finished(count_states(study))
         print(f"\ninterrupted: study {name!r} has {done}/{run.trials} finished trials; the running "
@@ -177,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_search(args)
     except (cli.UsageError, SpecError, DataError) as error:
         return cli.fail(PROG, str(error))
+    except KeyboardInterrupt:
+        # Outside a trial (loading data, printing the summary): nothing is left RUNNING.
+        return cli.fail(PROG, "interrupted", cli.EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

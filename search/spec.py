@@ -109,9 +109,12 @@ class RunOptions:
     storage: str | None = None
     # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
     device: str = "auto"
+    # Worker processes on this machine, sharing the study (torch threads split between them).
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         _whole("trials", self.trials, 1)
+        _whole("jobs", self.jobs, 1)
         if self.timeout is not None and (
             isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
             or self.timeout <= 0

@@ -19,13 +19,21 @@ from search.spec import StudySpec
 
 SPEC_ATTR = "spec"
 OBJECTIVE_NAME = "val_accuracy"
-# A live worker writes a heartbeat every HEARTBEAT_INTERVAL s. A trial silent for GRACE_PERIOD s
-# (four missed beats, enough to ride out a busy database) is failed and re-queued up to
-# MAX_RETRY times with the same parameters; more retries would hide a trial that kills workers.
+# A live worker writes a heartbeat every HEARTBEAT_INTERVAL s: one small UPDATE per running
+# trial, so 100 workers cost 10 writes/s, nothing for a server and a few ms of SQLite's lock.
+# A trial silent for GRACE_PERIOD s (four missed beats) is failed and re-queued. Four beats ride
+# out a busy database or an overloaded host; declaring a live trial dead is the costly mistake
+# (its work is lost and it runs twice), while a late retry costs at most 40 s once per crash,
+# small beside trials of minutes on real datasets. Retrying MAX_RETRY times with the same
+# parameters rides out a preemption or two; more would let a trial that kills its worker (say,
+# the kernel's OOM killer on a too-wide net) take down every machine in turn.
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 40
 MAX_RETRY = 2
-# SQLite allows one writer; waiting this long for the lock beats failing with "database is locked".
+# Local --jobs N stays on SQLite (WAL, below): one writer at a time, and readers beside it. A
+# writer waits up to this long for the lock instead of failing with "database is locked"; no
+# write here holds it for more than milliseconds. JournalFileBackend was faster per trial
+# (README, "Scale out") but has no heartbeat: a killed worker's trial would stay RUNNING forever.
 SQLITE_TIMEOUT_S = 60
 
 

@@ -120,9 +120,9 @@ def test_run_interrupt_leaves_no_running_trial_and_resumes(workdir: Path, sig: i
     # Rule: Ctrl-C (or SIGTERM) fails the running trial, exits 130 with a resume hint, and the
     # same command then finishes exactly the remainder.
     db = workdir / "studies" / "digits.db"
-    # Long trials (30 epochs) make it near certain the signal lands inside a trial.
-    args = [sys.executable, "-m", "search.run", "--trials", "4", "--epochs", "30", "--config",
-            "tiny.toml", "--quiet"]
+    # Long unpruned trials (100 epochs, a few seconds) make sure the signal lands inside one.
+    args = [sys.executable, "-m", "search.run", "--trials", "2", "--epochs", "100", "--pruner",
+            "none", "--config", "tiny.toml", "--quiet"]
     proc = subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
 
@@ -139,10 +139,10 @@ def test_run_interrupt_leaves_no_running_trial_and_resumes(workdir: Path, sig: i
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "Resume with: python -m search.run --study digits --trials 4" in err
+    assert "Resume with: python -m search.run --study digits --trials 2" in err
     study = load(db)
     assert TrialState.RUNNING not in states(study)
     assert TrialState.FAIL in states(study)
-    result = cli("--trials", "4", "--quiet", cwd=workdir)
+    result = cli("--trials", "2", "--quiet", cwd=workdir)
     assert result.returncode == 0, result.stderr
-    assert finished(load(db)) == 4
+    assert finished(load(db)) == 2
