@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import signal
 import sys
 from typing import NoReturn
+
+import optuna
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # something failed while working
@@ -68,6 +71,12 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number but got {text!r}")
     return value
+
+
+def quiet_libraries() -> None:
+    """Warnings only from Optuna and Alembic: our own progress bar and summary say the rest."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

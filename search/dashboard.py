@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import socket
 import sys
 from pathlib import Path
@@ -140,8 +139,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    cli.quiet_libraries()
     # SIGTERM keeps its default (exit at once): the server holds nothing to clean up, and as an
     # exception it could be swallowed by wsgiref's handler of a request in progress.
     try:

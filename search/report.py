@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -147,8 +146,7 @@ def write_report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    cli.quiet_libraries()
     try:
         return write_report(args)
     except (cli.UsageError, SpecError, DataError) as error:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 import time
 from pathlib import Path
@@ -190,8 +189,7 @@ def resume_command(study: str, url: str, trials: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    cli.quiet_libraries()
     cli.sigterm_as_interrupt()
     try:
         return run_search(args)
