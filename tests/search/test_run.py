@@ -127,13 +127,18 @@ def test_run_interrupt_leaves_no_running_trial_and_resumes(workdir: Path, sig: i
                             stderr=subprocess.PIPE)
 
     def one_done_one_running() -> bool:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"run ended before the signal (rc {proc.returncode}): {err}")
         if not db.exists():
             return False
         try:
-            found = states(load(db))
-        except Exception:
+            study = load(db)
+        except Exception:  # the study is still being created
             return False
-        return finished(load(db)) >= 1 and TrialState.RUNNING in found
+        found = states(study)
+        done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in found)
+        return done >= 1 and TrialState.RUNNING in found
 
     wait_for(one_done_one_running)
     proc.send_signal(sig)
