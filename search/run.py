@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Outside a trial (loading data, printing the summary): nothing is left RUNNING.
         return cli.fail(PROG, "interrupted", cli.EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: the study is intact, say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return cli.EXIT_OK
 
 
 if __name__ == "__main__":
