@@ -33,14 +33,22 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 @dataclass
-class TargetCallback:
-    """Stops the study at ``target`` finished trials (study-wide) and drives the progress bar."""
+class ProgressCallback:
+    """Draws the study-wide progress bar and counts failures in a row.
+
+    Stopping is not its job: search.gate decides, before each trial, whether the target is
+    reached or the run has given up, so counting the study here again only serves the bar.
+    """
 
     target: int
     show: bool = True
     consecutive_failures: int = 0
     last_failure: str = ""
     bar: tqdm | None = field(default=None, init=False)
+
+    @property
+    def gave_up(self) -> bool:
+        return self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES
 
     def start(self, done: int) -> None:
         if self.show:
@@ -52,17 +60,15 @@ class TargetCallback:
             self.bar.close()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        counts = count_states(study)
-        done = finished(counts)
         self._track_failures(trial)
-        if self.bar is not None:
-            best = best_trial(study)
-            best_text = f"{best.value:.4f}" if best is not None else "-"
-            self.bar.n = min(done, self.target)
-            self.bar.set_postfix_str(f"best {best_text} pruned {counts[TrialState.PRUNED]} "
-                                     f"failed {counts[TrialState.FAIL]}", refresh=True)
-        if done >= self.target or self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-            study.stop()
+        if self.bar is None:
+            return
+        counts = count_states(study)
+        best = best_trial(study)
+        best_text = f"{best.value:.4f}" if best is not None else "-"
+        self.bar.n = min(finished(counts), self.target)
+        self.bar.set_postfix_str(f"best {best_text} pruned {counts[TrialState.PRUNED]} "
+                                 f"failed {counts[TrialState.FAIL]}", refresh=True)
 
     def _track_failures(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:

@@ -16,10 +16,9 @@ from optuna.storages import RDBStorage
 from sqlalchemy.exc import SQLAlchemyError
 
 from search import cli
-from search.artifacts import SAVE_MODES, ModelSaver, artifact_dir
+from search.artifacts import SAVE_MODES
 from search.data import DataError, default_study_name, load_bundle
 from search.note import write_study_note
-from search.objective import Objective
 from search.progress import count_states, finished, summary
 from search.spec import (
     PRUNER_NAMES,
@@ -32,7 +31,15 @@ from search.spec import (
     read_toml,
 )
 from search.study import default_storage, load_or_create, mask_url, open_storage, stored_spec
-from search.workers import WorkerJob, run_jobs, seed_index, thread_share, work, worker_device
+from search.workers import (
+    WorkerJob,
+    build_objective,
+    run_jobs,
+    seed_index,
+    thread_share,
+    work,
+    worker_device,
+)
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
@@ -164,8 +171,7 @@ def run_search(args: argparse.Namespace) -> int:
     write_study_note(study, url, spec, data)
     if run.jobs > 1:
         return _run_jobs(study, run, name, url, args.save_models, show=not args.quiet)
-    saver = ModelSaver(artifact_dir(name), data, args.save_models)
-    objective = Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver)
+    objective = build_objective(name, spec, data, device, args.save_models)
     started = time.perf_counter()
     try:
         callback = work(_job(run, name, url, save_models=args.save_models), storage, study,
@@ -177,7 +183,7 @@ def run_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return cli.EXIT_INTERRUPTED
     print(summary(study, run.trials, shown_url, time.perf_counter() - started))
-    if callback.consecutive_failures >= 10:
+    if callback.gave_up:
         return cli.fail(PROG, f"stopped after {callback.consecutive_failures} failed trials in a "
                         f"row; last reason: {callback.last_failure}", cli.EXIT_FAILURE)
     return cli.EXIT_OK

@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from search import cli
 from search.artifacts import ModelSaver, artifact_dir
-from search.data import load_bundle
+from search.data import DataBundle, load_bundle
 from search.gate import POLL_S, optimize_to_target, target_lock
 from search.objective import Objective
-from search.progress import MAX_CONSECUTIVE_FAILURES, TargetCallback, count_states, finished
+from search.progress import ProgressCallback, count_states, finished
 from search.spec import StudySpec
 from search.study import (
     GRACE_PERIOD,
@@ -99,20 +99,27 @@ def free_device_memory(device: torch.device) -> None:
 
 
 def work(job: WorkerJob, storage: RDBStorage, study: optuna.Study, objective: Objective,
-         show: bool = False) -> TargetCallback:
+         show: bool = False) -> ProgressCallback:
     """Run gated trials until the study-wide target; returns the callback (failure count)."""
-    callback = TargetCallback(job.target, show=show)
+    callback = ProgressCallback(job.target, show=show)
     callback.start(finished(count_states(study)))
     try:
         optimize_to_target(
             study, objective, job.target, target_lock(storage, job.study),
             timeout=job.timeout, callbacks=[callback], catch=(RuntimeError, MemoryError),
-            should_stop=lambda: callback.consecutive_failures >= MAX_CONSECUTIVE_FAILURES,
+            should_stop=lambda: callback.gave_up,
             after_trial=lambda: free_device_memory(objective.device), poll_s=job.poll_s,
             label=worker_label(job.worker))
     finally:
         callback.close()
     return callback
+
+
+def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch.device,
+                    save_models: str) -> Objective:
+    """The objective every process of a study runs, saving models per ``--save-models``."""
+    saver = ModelSaver(artifact_dir(study), data, save_models)
+    return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver)
 
 
 def run_worker(job: WorkerJob) -> int:
@@ -124,14 +131,12 @@ def run_worker(job: WorkerJob) -> int:
     data = load_bundle(spec.data)
     study = load_or_create(job.study, storage, spec, worker=seed_index(storage, job.worker),
                            parallel=True)
-    saver = ModelSaver(artifact_dir(job.study), data, job.save_models)
-    objective = Objective(data, spec.space, spec.epochs, spec.seed, torch.device(job.device),
-                          on_trained=saver)
+    objective = build_objective(job.study, spec, data, torch.device(job.device), job.save_models)
     try:
         callback = work(job, storage, study, objective)
     except KeyboardInterrupt:
         return cli.EXIT_INTERRUPTED
-    if callback.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+    if callback.gave_up:
         print(f"worker {job.worker}: stopped after {callback.consecutive_failures} failed trials "
               f"in a row; last reason: {callback.last_failure}", file=sys.stderr)
         return cli.EXIT_FAILURE
