@@ -38,6 +38,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class _Stalled(Exception):
+    """Validation accuracy stopped improving: end the trial as complete."""
+
+
+def stalled(epochs: list[EpochResult], patience: int) -> bool:
+    """Whether the last ``patience`` epochs all failed to beat the best accuracy before them."""
+    if patience < 1 or len(epochs) <= patience:
+        return False
+    best_before = max(e.val_accuracy for e in epochs[:-patience])
+    return all(e.val_accuracy <= best_before for e in epochs[-patience:])
+
+
 @dataclass(frozen=True)
 class Objective:
     """Callable handed to ``study.optimize``; returns the last epoch's val accuracy."""
@@ -49,6 +61,9 @@ class Objective:
     device: torch.device
     # Stores the trained weights (search.artifacts.ModelSaver); None keeps nothing.
     on_trained: TrainedHook | None = None
+    # Stop a trial (as COMPLETE, not pruned) once val accuracy has not improved for this many
+    # epochs; 0 trains every trial to ``epochs`` unless the pruner stops it.
+    patience: int = 0
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = sample_config(trial, self.space)
@@ -67,9 +82,13 @@ class Objective:
                 self._record(trial, epochs_done)
                 raise optuna.TrialPruned(f"val_accuracy {result.val_accuracy:.4f} "
                                          f"at epoch {result.epoch + 1}")
+            if stalled(epochs_done, self.patience):
+                raise _Stalled
 
         try:
             fit(model, optimizer, config, self.data, self.epochs, seed, self.device, on_epoch)
+        except _Stalled:
+            trial.set_user_attr("stopped_early", True)
         except DivergedError as error:
             self._record(trial, epochs_done)
             trial.set_user_attr(FAIL_REASON, str(error))

@@ -43,7 +43,7 @@ from search.workers import (
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
-SPEC_FLAGS = ("dataset", "epochs", "seed", "sampler", "pruner", "data_dir", "image_size",
+SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "data_dir", "image_size",
               "train_subset")
 RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs")
 
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=cli.positive_int,
                    help="study-wide target of finished (complete + pruned) trials (default 100)")
     p.add_argument("--epochs", type=cli.positive_int, help="max epochs per trial (default 8)")
+    p.add_argument("--patience", type=cli.non_negative_int,
+                   help="end a trial once val accuracy has not improved for N epochs (0: never)")
     p.add_argument("--timeout", type=cli.positive_float, help="stop starting trials after S seconds")
     p.add_argument("--seed", type=cli.non_negative_int, help="search seed (default 0)")
     p.add_argument("--study", help="study name (default: the dataset name)")

@@ -45,6 +45,9 @@ class StudySpec:
     data: DataOptions = DataOptions()
     # Largest number of epochs one trial may train (Hyperband's max resource).
     epochs: int = 8
+    # End a trial (complete, not pruned) once val accuracy has not improved for this many
+    # epochs; 0 never stops early. See the README, "Search efficiency".
+    patience: int = 0
     # Seeds the sampler and, with the trial number, each trial's weights and batch order.
     seed: int = 0
     sampler: str = "tpe"
@@ -65,6 +68,7 @@ class StudySpec:
         if self.data.train_subset is not None:
             _whole("train_subset", self.data.train_subset, 2)
         _whole("epochs", self.epochs, 1)
+        _whole("patience", self.patience, 0)
         _whole("seed", self.seed, 0)
         _one_of("sampler", self.sampler, SAMPLER_NAMES)
         _one_of("pruner", self.pruner, PRUNER_NAMES)
@@ -73,7 +77,8 @@ class StudySpec:
         """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""
         flat = dataclasses.asdict(self.data)
         del flat["download"]  # how to fetch the files, not what they are
-        flat.update(epochs=self.epochs, seed=self.seed, sampler=self.sampler, pruner=self.pruner)
+        flat.update(epochs=self.epochs, patience=self.patience, seed=self.seed,
+                    sampler=self.sampler, pruner=self.pruner)
         flat["space"] = self.space.to_dict()
         return flat
 

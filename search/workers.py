@@ -119,7 +119,8 @@ def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch
                     save_models: str) -> Objective:
     """The objective every process of a study runs, saving models per ``--save-models``."""
     saver = ModelSaver(artifact_dir(study), data, save_models)
-    return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver)
+    return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver,
+                     patience=spec.patience)
 
 
 def run_worker(job: WorkerJob) -> int:

@@ -8,7 +8,8 @@ from optuna.trial import TrialState
 
 from model_space import SearchSpace
 from search.data import DataBundle
-from search.objective import FAIL_REASON, Objective
+from search.objective import FAIL_REASON, Objective, stalled
+from search.train import EpochResult
 
 CPU = torch.device("cpu")
 # Learning rates from hopeless to useful, so a test can enqueue either.
@@ -69,3 +70,29 @@ def test_objective_same_seed_same_result(tiny: DataBundle) -> None:
         study.optimize(Objective(tiny, WIDE_LR, epochs=2, seed=7, device=CPU), n_trials=1)
         values.append((study.trials[0].value, study.trials[0].user_attrs["train_loss"]))
     assert values[0] == values[1]
+
+
+def test_stalled_counts_epochs_without_improvement() -> None:
+    # Rule: patience N stops after N epochs that fail to beat the best before them.
+    def epochs(*accuracies: float) -> list[EpochResult]:
+        return [EpochResult(i, 1.0, a, 0.1) for i, a in enumerate(accuracies)]
+
+    assert not stalled(epochs(0.5, 0.5, 0.5), patience=0)
+    assert not stalled(epochs(0.5, 0.6), patience=1)
+    assert stalled(epochs(0.5, 0.6, 0.6), patience=1)
+    assert not stalled(epochs(0.5, 0.6, 0.6), patience=2)
+    assert stalled(epochs(0.5, 0.6, 0.6, 0.55), patience=2)
+    assert not stalled(epochs(0.5, 0.6, 0.6, 0.61), patience=2)
+
+
+def test_objective_patience_ends_a_stalled_trial_as_complete(tiny: DataBundle) -> None:
+    # Rule: a trial whose val accuracy stalls stops early and counts as complete, not pruned.
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    study.enqueue_trial({**GOOD, "lr": 1e-7})  # the weights barely move: accuracy stalls
+    study.optimize(Objective(tiny, WIDE_LR, epochs=12, seed=0, device=CPU, patience=1),
+                   n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["stopped_early"] is True
+    assert trial.user_attrs["epochs_run"] < 12
+    assert trial.value == trial.intermediate_values[trial.user_attrs["epochs_run"]]

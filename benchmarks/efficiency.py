@@ -1,0 +1,159 @@
+"""Search efficiency: the same search under several sampler/pruner strategies, side by side.
+
+For each task (digits, and a CIFAR-shaped 3x32x32 task written by benchmarks/shapes.py) and
+each seed, every strategy runs the real objective (search.objective.Objective: our model,
+training loop, reporting and pruning) for the same number of trials, interleaved strategy by
+strategy so machine noise hits all alike. Each finished trial is logged with wall seconds,
+process CPU seconds and cumulative epochs since the run began, and the best validation
+accuracy so far: the anytime curves. Studies are in memory, so storage is not compared here
+(benchmarks/overhead.py measures it).
+
+Results go to reports/benchmarks/efficiency-<task>.jsonl (one line per run; a rerun skips runs
+already there), then efficiency.md (tables) and efficiency.png (curves).
+
+    python benchmarks/efficiency.py                       # everything (about an hour on 2 cores)
+    python benchmarks/efficiency.py --tasks digits --seeds 0
+    python benchmarks/efficiency.py --summary-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from model_space import SearchSpace
+from search.data import DataBundle, DataOptions, load_bundle
+from search.objective import Objective
+from search.study import make_pruner, make_sampler
+
+OUT = Path("reports/benchmarks")
+SHAPES_DIR = Path("data/bench-shapes")
+
+
+@dataclass(frozen=True)
+class Task:
+    data: DataOptions
+    space: SearchSpace
+    epochs: int
+    trials: int
+
+
+def tasks() -> dict[str, Task]:
+    # The shapes task narrows widths so a trial costs seconds, not minutes, on 2 cores.
+    return {
+        "digits": Task(DataOptions(), SearchSpace(), epochs=8, trials=100),
+        "shapes": Task(DataOptions(dataset=str(SHAPES_DIR.resolve()), train_subset=1000),
+                       SearchSpace(depth=(1, 3), widths=(8, 16, 32), augment=(True,)),
+                       epochs=6, trials=40),
+    }
+
+
+# (sampler, pruner, patience). Patience 0 trains until the pruner or the epoch budget stops.
+STRATEGIES = [
+    ("tpe", "sha", 0), ("tpe", "hyperband", 0), ("tpe", "median", 0), ("tpe", "none", 0),
+    ("random", "sha", 0), ("random", "hyperband", 0), ("random", "median", 0),
+    ("random", "none", 0), ("cmaes", "none", 0), ("gp", "none", 0),
+    ("tpe", "sha", 2), ("tpe", "none", 2),
+]
+
+
+def label(sampler: str, pruner: str, patience: int) -> str:
+    return f"{sampler}+{pruner}" + (f"+patience{patience}" if patience else "")
+
+
+def ensure_shapes() -> None:
+    if not (SHAPES_DIR / "train").is_dir():
+        from shapes import write_tree  # benchmarks/ is on sys.path when run as a script
+
+        write_tree(SHAPES_DIR, n_train=3000, n_test=1000)
+
+
+def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: int,
+            seed: int) -> dict[str, Any]:
+    """One in-memory search; returns its per-trial log."""
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed),
+                                pruner=make_pruner(pruner, task.epochs))
+    objective = Objective(data, task.space, task.epochs, seed, torch.device("cpu"),
+                          patience=patience)
+    log: list[dict[str, Any]] = []
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    epochs = 0
+
+    def record(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal epochs
+        epochs += int(trial.user_attrs.get("epochs_run", 0))
+        value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
+        log.append({"wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0,
+                    "epochs": epochs, "state": trial.state.name, "value": value,
+                    "last": trial.intermediate_values.get(max(trial.intermediate_values,
+                                                              default=0))})
+
+    study.optimize(objective, n_trials=task.trials, callbacks=[record],
+                   catch=(RuntimeError, MemoryError), gc_after_trial=False)
+    return {"sampler": sampler, "pruner": pruner, "patience": patience, "seed": seed,
+            "trials": log}
+
+
+def done_runs(path: Path) -> set[tuple]:
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"]) for r in rows}
+
+
+def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None) -> None:
+    for name in names:
+        # One file per task, so the tasks can run as two processes side by side.
+        path = out / f"efficiency-{name}.jsonl"
+        done = done_runs(path)
+        task = tasks()[name]
+        if trials is not None:
+            task = dataclasses.replace(task, trials=trials)
+        if name == "shapes":
+            ensure_shapes()
+        data = load_bundle(task.data)
+        for seed in seeds:
+            for sampler, pruner, patience in STRATEGIES:
+                if (name, sampler, pruner, patience, seed) in done:
+                    continue
+                row = {"task": name, **run_one(task, data, sampler, pruner, patience, seed)}
+                with path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                last = row["trials"][-1]
+                best = max((t["value"] for t in row["trials"] if t["value"] is not None),
+                           default=float("nan"))
+                print(f"{name} seed {seed} {label(sampler, pruner, patience)}: best {best:.4f}, "
+                      f"epochs {last['epochs']}, wall {last['wall']:.0f} s, "
+                      f"cpu {last['cpu']:.0f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["digits", "shapes"],
+                        choices=["digits", "shapes"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--trials", type=int, help="override every task's trial count (smoke runs)")
+    parser.add_argument("--summary-only", action="store_true")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        run_all(args.tasks, args.seeds, args.out, args.trials)
+    from efficiency_summary import summarise
+
+    summarise(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Tables and anytime curves from benchmarks/efficiency.py's logs (reports/benchmarks/).
+
+    python benchmarks/efficiency_summary.py [reports/benchmarks]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DEFAULT = "tpe+sha"
+BASELINE = "random+none"
+Run = dict[str, Any]
+
+
+def label(run: Run) -> str:
+    patience = f"+patience{run['patience']}" if run["patience"] else ""
+    return f"{run['sampler']}+{run['pruner']}{patience}"
+
+
+def load(out: Path) -> dict[str, dict[str, list[Run]]]:
+    """task -> strategy -> runs (one per seed)."""
+    runs: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(out.glob("efficiency-*.jsonl")):
+        for line in path.read_text().splitlines():
+            run = json.loads(line)
+            runs[run["task"]][label(run)].append(run)
+    return runs
+
+
+def best(run: Run) -> float:
+    return max((t["value"] for t in run["trials"] if t["value"] is not None), default=math.nan)
+
+
+def reach(run: Run, target: float, axis: str) -> float:
+    """``axis`` (epochs, wall or cpu) spent when the run first had a trial at ``target`` or above."""
+    for trial in run["trials"]:
+        if trial["value"] is not None and trial["value"] >= target - 1e-9:
+            return trial[axis]
+    return math.inf
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def strategy_rows(strategies: dict[str, list[Run]]) -> list[dict[str, Any]]:
+    target = median([best(r) for r in strategies.get(BASELINE, [])])
+    rows = []
+    for name, runs in strategies.items():
+        bests = [best(r) for r in runs]
+        rows.append({
+            "strategy": name, "seeds": len(runs), "best": median(bests),
+            "best_range": (min(bests), max(bests)),
+            "epochs": median([r["trials"][-1]["epochs"] for r in runs]),
+            "wall": median([r["trials"][-1]["wall"] for r in runs]),
+            "cpu": median([r["trials"][-1]["cpu"] for r in runs]),
+            "reach_epochs": median([reach(r, target, "epochs") for r in runs]),
+            "reach_wall": median([reach(r, target, "wall") for r in runs]),
+            "target": target,
+        })
+    return sorted(rows, key=lambda row: row["epochs"])
+
+
+def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
+    """Epochs of each pruner over the same sampler without pruning, median over seeds."""
+    lines = []
+    for sampler in ("tpe", "random"):
+        unpruned = strategies.get(f"{sampler}+none")
+        if not unpruned:
+            continue
+        epochs_none = median([r["trials"][-1]["epochs"] for r in unpruned])
+        best_none = median([best(r) for r in unpruned])
+        for pruner in ("sha", "hyperband", "median"):
+            runs = strategies.get(f"{sampler}+{pruner}")
+            if not runs:
+                continue
+            epochs = median([r["trials"][-1]["epochs"] for r in runs])
+            lines.append(f"- {sampler}+{pruner}: {epochs:.0f} / {epochs_none:.0f} epochs = "
+                         f"{epochs / epochs_none:.2f} of {sampler}+none; best val "
+                         f"{median([best(r) for r in runs]):.4f} vs {best_none:.4f}")
+    return lines
+
+
+def default_vs_baseline(strategies: dict[str, list[Run]]) -> str:
+    if DEFAULT not in strategies or BASELINE not in strategies:
+        return ""
+    base = strategies[BASELINE]
+    target = median([best(r) for r in base])
+    lines = []
+    for axis in ("wall", "cpu", "epochs"):
+        ours = median([reach(r, target, axis) for r in strategies[DEFAULT]])
+        theirs = median([r["trials"][-1][axis] for r in base])
+        lines.append(f"- {DEFAULT} reaches {BASELINE}'s median best ({target:.4f}) in "
+                     f"{ours:.0f} {axis} (median over seeds) vs {theirs:.0f} for {BASELINE}'s "
+                     f"whole run: {ours / theirs:.2f}x")
+    return "\n".join(lines)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| strategy | seeds | best val, median (min-max) | epochs | wall s | CPU s | "
+            f"epochs to {BASELINE} best | wall s to it |\n| --- |" + " --- |" * 7)
+    body = [f"| {r['strategy']} | {r['seeds']} | {r['best']:.4f} ({r['best_range'][0]:.4f}-"
+            f"{r['best_range'][1]:.4f}) | {r['epochs']:.0f} | {r['wall']:.0f} | {r['cpu']:.0f} | "
+            f"{r['reach_epochs']:.0f} | {r['reach_wall']:.0f} |" for r in rows]
+    return "\n".join([head, *body])
+
+
+def curve(runs: list[Run], axis: str, grid: list[float]) -> list[float]:
+    """Median over seeds of the best value reached by each grid point of ``axis``."""
+    per_seed = []
+    for run in runs:
+        points, best_so_far = [], -math.inf
+        trials = iter(run["trials"])
+        trial = next(trials, None)
+        for x in grid:
+            while trial is not None and trial[axis] <= x:
+                if trial["value"] is not None:
+                    best_so_far = max(best_so_far, trial["value"])
+                trial = next(trials, None)
+            points.append(best_so_far)
+        per_seed.append(points)
+    return [statistics.median(column) for column in zip(*per_seed, strict=True)]
+
+
+def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
+    tasks = sorted(runs)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(13, 4.6 * len(tasks)), squeeze=False)
+    colours = {"tpe": "tab:blue", "random": "tab:orange", "cmaes": "tab:green", "gp": "tab:red"}
+    styles = {"sha": "-", "hyperband": "--", "median": ":", "none": "-."}
+    for row, task in enumerate(tasks):
+        for col, axis in enumerate(("epochs", "wall")):
+            ax = axes[row][col]
+            top = max(r["trials"][-1][axis] for rs in runs[task].values() for r in rs)
+            grid = [top * i / 200 for i in range(1, 201)]
+            for name, strategy_runs in sorted(runs[task].items()):
+                first = strategy_runs[0]
+                width = 2.6 if name == DEFAULT else 1.3
+                ax.plot(grid, curve(strategy_runs, axis, grid), label=name, linewidth=width,
+                        color=colours.get(first["sampler"], "black"),
+                        linestyle=styles.get(first["pruner"], "-"),
+                        marker="o" if first["patience"] else None, markevery=25, markersize=4)
+            values = [best(r) for rs in runs[task].values() for r in rs]
+            low = sorted(values)[len(values) // 10]
+            ax.set_ylim(low - 0.02, max(values) + 0.005)
+            ax.set_xlabel("cumulative epochs" if axis == "epochs" else "wall seconds")
+            ax.set_ylabel("best validation accuracy (median over seeds)")
+            ax.set_title(f"{task}: best so far against {axis}")
+            ax.grid(alpha=0.3)
+        axes[row][1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarise(out: Path) -> str:
+    runs = load(out)
+    parts = []
+    for task in sorted(runs):
+        parts += [f"### {task}", "", table(strategy_rows(runs[task])), "",
+                  *pruning_ratios(runs[task]), default_vs_baseline(runs[task]), ""]
+    text = "\n".join(parts)
+    (out / "efficiency.md").write_text(text)
+    if runs:
+        plot(runs, out / "efficiency.png")
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    summarise(Path(sys.argv[1] if len(sys.argv) > 1 else "reports/benchmarks"))
