@@ -7,6 +7,7 @@ A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts, so i
 from __future__ import annotations
 
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,11 @@ def _first_sentence(error: Exception) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A foreign pickle makes torch warn about its protocol before refusing it; the
+            # refusal below is the one line the user needs.
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from None
     except IsADirectoryError:
