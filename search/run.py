@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from search import cli
 from search.artifacts import SAVE_MODES
-from search.data import default_study_name, load_bundle
+from search.data import DataBundle, default_study_name, load_bundle
 from search.gate import target_lock
 from search.note import write_study_note
 from search.objective import FAIL_REASON
@@ -141,12 +141,11 @@ def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> No
               "failed; its parameters run again first", file=sys.stderr)
 
 
-def run_search(args: argparse.Namespace) -> int:
-    asked_spec, asked_run = _asked(args)
-    run = RunOptions(**asked_run)
+def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
+                run: RunOptions) -> tuple[RDBStorage, optuna.Study, StudySpec, DataBundle, str]:
+    """(storage, study, spec, data, url): every check that can refuse comes before any write."""
     StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
     name = cli.check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
-    device = resolve_device(run.device)
     url = run.storage or default_storage(name)
     check_writable(url)  # now, not after minutes of loading data
     # A new SQLite file is created only once the spec and the data have proved usable.
@@ -158,6 +157,15 @@ def run_search(args: argparse.Namespace) -> int:
     storage = storage or create_user_storage(url)
     study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
     _announce_orphans(study, storage, name)
+    return storage, study, spec, data, url
+
+
+def run_search(args: argparse.Namespace) -> int:
+    asked_spec, asked_run = _asked(args)
+    run = RunOptions(**asked_run)
+    device = resolve_device(run.device)
+    storage, study, spec, data, url = _open_study(args, asked_spec, run)
+    name = study.study_name
     done = finished(count_states(study))
     shown_url = mask_url(url)
     if done >= run.trials:
