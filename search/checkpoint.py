@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from model_space import TrialConfig, build_model
+from search.hints import file_inside
 
 # Marks our checkpoints, so a foreign .pt file is refused with a clear message.
 FORMAT = "cnn-search-checkpoint/1"
@@ -73,7 +74,8 @@ def _read(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from None
     except IsADirectoryError:
-        raise CheckpointError(f"checkpoint {str(path)!r} is a directory") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a model file"
+                              f"{file_inside(path, 'model.pt')}") from None
     except pickle.UnpicklingError:
         # torch reports corrupt bytes and foreign pickled objects alike as "Weights only load failed".
         raise CheckpointError(f"{str(path)!r} is not a cnn-search checkpoint: weights_only loading "

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from model_space import SpaceError
 from search.checkpoint import CheckpointError
 from search.data import DataError
+from search.hints import did_you_mean
 from search.spec import SpecError
 from search.storage import StorageError
 
@@ -40,7 +41,16 @@ class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line naming the bad value, with exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._nearest_flag(message)} "
+                              "(see --help)\n")
+
+    def _nearest_flag(self, message: str) -> str:
+        # Python 3.11's argparse does not suggest a flag for a typo like --trails.
+        unknown = re.match(r"unrecognized arguments: (-[^\s=]+)", message)
+        if unknown is None:
+            return ""
+        flags = [flag for action in self._actions for flag in action.option_strings]
+        return did_you_mean(unknown.group(1), flags)
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:

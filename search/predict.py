@@ -72,8 +72,10 @@ def _read_all(files: list[Path], shape: tuple[int, int, int]) -> tuple[list[Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(prog=PROG, description="Classify PNG/JPEG images with a saved model.")
-    p.add_argument("model", type=Path, help="model.pt written by search.report or search.retrain")
-    p.add_argument("paths", type=Path, nargs="+", help="image files or folders of them")
+    p.add_argument("model", type=Path, metavar="MODEL",
+                   help="model.pt written by search.report or search.retrain")
+    p.add_argument("paths", type=Path, nargs="+", metavar="IMAGE",
+                   help="image files or folders of them")
     return p
 
 

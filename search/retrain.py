@@ -23,6 +23,7 @@ from search import cli
 from search.checkpoint import save_checkpoint
 from search.data import DataBundle, DataOptions, load_test_split, load_train_val
 from search.export import export_program
+from search.hints import file_inside
 from search.objective import seed_everything
 from search.spec import StudySpec
 from search.train import Normalizer, fit, predict
@@ -64,7 +65,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise cli.UsageError(f"config {str(path)!r} does not exist") from None
-    except (IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except IsADirectoryError:
+        raise cli.UsageError(f"config {str(path)!r} is a folder, not a best_config.json"
+                             f"{file_inside(path, 'best_config.json')}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise cli.UsageError(f"config {str(path)!r} is not a JSON file: {error}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise cli.UsageError(f"{str(path)!r} is not a best_config.json (no {FORMAT!r} marker)")

@@ -14,6 +14,7 @@ import optuna
 from optuna.storages import RDBStorage
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from search.hints import nearest
 from search.study import mask_url, open_storage
 
 EXAMPLE_URLS = "sqlite:///studies/NAME.db or postgresql://USER@HOST/DB"
@@ -34,15 +35,27 @@ def sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
+def _missing(shown: str, path: Path) -> str:
+    """Why a SQLite file to read is missing, and what its folder holds instead."""
+    names = sorted(p.stem for p in path.parent.glob("*.db")) if path.parent.is_dir() else []
+    first = f"no study storage at {shown!r} (the file does not exist)"
+    if not names:
+        return (f"{first}; start a search first (python -m search.run) or name another with "
+                "--study or --storage")
+    held = f"{path.parent}/ holds: {', '.join(names)}"
+    guess = nearest(path.stem, names)
+    if guess:
+        return f"{first}; did you mean --study {guess}? ({held})"
+    return f"{first}; {held}. Name one with --study, or start a search first (python -m search.run)"
+
+
 def _check_file(url: str, path: Path, must_exist: bool) -> None:
     shown = mask_url(url)
     if path.is_dir():
         raise StorageError(f"storage {shown!r} is a folder, not a database file")
     if not path.exists():
         if must_exist:
-            raise StorageError(f"no study storage at {shown!r} (the file does not exist); start "
-                               "a search first (python -m search.run) or name another with "
-                               "--study or --storage")
+            raise StorageError(_missing(shown, path))
         return
     if not os.access(path, os.R_OK):
         raise StorageError(f"storage file {str(path)!r} is not readable")
@@ -104,7 +117,9 @@ def _explain(url: str, error: Exception) -> str:
         return (f"storage {shown!r} is not a readable SQLite database ({reason}); move it aside "
                 "or name another with --study or --storage")
     if "Could not parse SQLAlchemy URL" in reason or "Can't load plugin" in reason:
-        return f"storage URL {shown!r} is not a database URL; expected e.g. {EXAMPLE_URLS}"
+        # Heroku and others write postgres://, which SQLAlchemy does not read.
+        hint = " (SQLAlchemy spells it postgresql://)" if url.startswith("postgres:") else ""
+        return f"storage URL {shown!r} is not a database URL{hint}; expected e.g. {EXAMPLE_URLS}"
     if isinstance(error, ImportError):
         return f"storage {shown!r} needs a database driver that is not installed ({reason})"
     if isinstance(error, OperationalError) and sqlite_path(url) is None:
