@@ -7,6 +7,7 @@ A checkpoint is a plain dict of tensors, strings, numbers, lists and dicts, so i
 from __future__ import annotations
 
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from model_space import TrialConfig, build_model
+from search.hints import file_inside
 
 # Marks our checkpoints, so a foreign .pt file is refused with a clear message.
 FORMAT = "cnn-search-checkpoint/1"
@@ -64,11 +66,16 @@ def _first_sentence(error: Exception) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A foreign pickle makes torch warn about its protocol before refusing it; the
+            # refusal below is the one line the user needs.
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from None
     except IsADirectoryError:
-        raise CheckpointError(f"checkpoint {str(path)!r} is a directory") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a model file"
+                              f"{file_inside(path, 'model.pt')}") from None
     except pickle.UnpicklingError:
         # torch reports corrupt bytes and foreign pickled objects alike as "Weights only load failed".
         raise CheckpointError(f"{str(path)!r} is not a cnn-search checkpoint: weights_only loading "

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
+
+from model_space import SpaceError
+from search.checkpoint import CheckpointError
+from search.data import DataError
+from search.hints import did_you_mean
+from search.spec import SpecError
+from search.storage import StorageError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # something failed while working
@@ -23,11 +33,24 @@ class UsageError(Exception):
     """Bad usage or input: printed as one line, exit code 2."""
 
 
+# Everything that means "the input is wrong", as opposed to "something broke while working".
+INPUT_ERRORS = (UsageError, SpecError, SpaceError, DataError, CheckpointError, StorageError)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line naming the bad value, with exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._nearest_flag(message)} "
+                              "(see --help)\n")
+
+    def _nearest_flag(self, message: str) -> str:
+        # Python 3.11's argparse does not suggest a flag for a typo like --trails.
+        unknown = re.match(r"unrecognized arguments: (-[^\s=]+)", message)
+        if unknown is None:
+            return ""
+        flags = [flag for action in self._actions for flag in action.option_strings]
+        return did_you_mean(unknown.group(1), flags)
 
 
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
@@ -43,24 +66,22 @@ def check_study_name(name: str) -> str:
     return name
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number but got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1 but got {text!r}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number >= {minimum} but got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number but got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 but got {text!r}")
-    return value
+    return _int_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:
@@ -73,10 +94,65 @@ def positive_float(text: str) -> float:
     return value
 
 
+_VALUE_NONE = re.compile(r"^Trial \d+ failed with value None\.$")
+
+
+class _PlainTrialFailures(logging.Filter):
+    """Optuna logs a trial that raised with the whole traceback, Ctrl-C included.
+
+    A trial that runs out of memory is an outcome, not a bug: one line says why, and the reason
+    is kept in the trial's fail_reason user attr. An exception the run does not expect is raised
+    again by Optuna after this record, so its traceback still reaches the user.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            return False  # the CLI says "interrupted" and how to resume
+        if _VALUE_NONE.match(record.getMessage()):
+            return False  # repeats the line before it, which gave the reason
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def quiet_libraries() -> None:
     """Warnings only from Optuna and Alembic: our own progress bar and summary say the rest."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    trial_logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _PlainTrialFailures) for f in trial_logger.filters):
+        trial_logger.addFilter(_PlainTrialFailures())
+
+
+def _os_error_line(error: OSError) -> str:
+    where = f"{error.filename!r}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
+
+
+def run_cli(prog: str, work: Callable[[], int], on_interrupt: int = EXIT_INTERRUPTED) -> int:
+    """Run a CLI's work; every expected way it can end becomes one line and an exit code.
+
+    Bad input exits 2, a failure while working (a disk or a database that fails) exits 1,
+    Ctrl-C ``on_interrupt`` (130, or 0 for a server that Ctrl-C is the way to stop). Anything
+    else is a bug and keeps its traceback.
+    """
+    try:
+        return work()
+    except INPUT_ERRORS as error:
+        return fail(prog, str(error))
+    except KeyboardInterrupt:
+        # Outside a trial (loading data, printing the summary): nothing is left RUNNING.
+        return fail(prog, "interrupted", on_interrupt) if on_interrupt else on_interrupt
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: the work is intact, say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as error:
+        return fail(prog, _os_error_line(error), EXIT_FAILURE)
+    except SQLAlchemyError as error:
+        # The database failed mid-work (server gone, disk full); finished trials are stored.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return fail(prog, f"the study storage failed: {reason}", EXIT_FAILURE)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

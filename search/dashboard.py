@@ -11,13 +11,12 @@ from typing import BinaryIO
 
 import optuna
 from optuna.artifacts.exceptions import ArtifactNotFound
-from optuna.storages import RDBStorage
 from optuna_dashboard import run_server
-from sqlalchemy.exc import SQLAlchemyError
 
 from search import cli
 from search.artifacts import ARTIFACT_ROOT
-from search.study import default_storage, mask_url, open_storage
+from search.storage import open_user_storage
+from search.study import default_storage, mask_url
 
 PROG = "python -m search.dashboard"
 DEFAULT_STUDY = "digits"
@@ -77,18 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_existing(url: str) -> RDBStorage:
-    """Open a storage for reading; a missing SQLite file is an error, not a new empty study."""
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise cli.UsageError(f"no study storage at {url!r}; start a search first "
-                             "(python -m search.run) or name one with --study or --storage")
-    try:
-        return open_storage(url)
-    except (SQLAlchemyError, ValueError, RuntimeError) as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise cli.UsageError(f"cannot open storage {mask_url(url)!r}: {first}") from None
-
-
 def shown_ids(storage: optuna.storages.BaseStorage, study: str | None) -> list[int]:
     """Ids of the studies to show: the named one (KeyError if absent), or all."""
     if study is not None:
@@ -118,7 +105,7 @@ def serve(args: argparse.Namespace) -> int:
     url = args.storage or default_storage(study)
     # optuna-dashboard re-reads all of a study's trials every 10 s. Through Optuna's trial cache
     # (the one optuna.load_study uses) it reads only the trials that were unfinished or are new.
-    storage = optuna.storages.get_storage(open_existing(url))
+    storage = optuna.storages.get_storage(open_user_storage(url, must_exist=True))
     try:
         ids = shown_ids(storage, study)
     except KeyError:
@@ -141,13 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_libraries()
     # SIGTERM keeps its default (exit at once): the server holds nothing to clean up, and as an
-    # exception it could be swallowed by wsgiref's handler of a request in progress.
-    try:
-        return serve(args)
-    except cli.UsageError as error:
-        return cli.fail(PROG, str(error))
-    except KeyboardInterrupt:
-        return cli.EXIT_OK
+    # exception it could be swallowed by wsgiref's handler of a request in progress. Ctrl-C is
+    # how a server is stopped, so it exits 0.
+    return cli.run_cli(PROG, lambda: serve(args), on_interrupt=cli.EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from search.hints import did_you_mean
+
 
 class DataError(ValueError):
     """A dataset cannot be found, read or split as asked."""
@@ -142,7 +144,8 @@ def _load_folder(options: DataOptions) -> Source:
 
     root = Path(options.dataset).expanduser()
     if not root.exists() and "/" not in options.dataset and "\\" not in options.dataset:
-        raise DataError(f"unknown dataset {options.dataset!r}; known: {', '.join(DATASETS)}, "
+        hint = did_you_mean(options.dataset, DATASETS)
+        raise DataError(f"unknown dataset {options.dataset!r}{hint}; known: {', '.join(DATASETS)}, "
                         "or the path of an ImageFolder tree (PATH/train/<class>/<image>)")
     try:
         tree = load_tree(root, Path(options.data_dir).expanduser() / "cache", options.image_size)

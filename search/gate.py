@@ -42,12 +42,13 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy import text
 
+from search.orphans import WORKER_ATTR, fail_orphans
+
 # How often an idle worker (nothing left to start, other workers' trials still running) looks
 # again: a running trial may fail or go stale, and then someone must run its replacement.
 POLL_S = 1.0
 # MySQL's GET_LOCK wants a finite timeout; no trial creation takes anywhere near this long.
 MYSQL_LOCK_TIMEOUT_S = 3600
-WORKER_ATTR = "worker"  # trial user attr: who ran the trial (host:pid:worker index)
 
 
 class TargetLock(Protocol):
@@ -129,8 +130,12 @@ def target_lock(storage: RDBStorage, study: str) -> TargetLock:
 
 
 def reserved_counts(study: optuna.Study) -> Counter[TrialState]:
+    """Trials that count against the target; a trial whose local process died does not."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    return Counter(t.state for t in study.get_trials(deepcopy=False, states=states))
+    trials = study.get_trials(deepcopy=False, states=states)
+    if fail_orphans(study, trials):  # a local worker was killed: its trial is queued again
+        trials = study.get_trials(deepcopy=False, states=states)
+    return Counter(t.state for t in trials)
 
 
 def may_start(counts: Counter[TrialState], target: int) -> bool:

@@ -91,6 +91,9 @@ def scan_part(folder: Path, classes: tuple[str, ...]) -> Part:
 def scan_tree(root: Path) -> tuple[tuple[str, ...], Part, Part | None]:
     """Classes (from train/), the train part, and the test part when the tree has one."""
     train_dir = root / "train"
+    if root.exists() and not root.is_dir():
+        raise FolderError(f"dataset {str(root)!r} is a file; expected a folder laid out as "
+                          "PATH/train/<class>/<image>")
     if not root.is_dir():
         raise FolderError(f"dataset folder {str(root)!r} does not exist")
     if not train_dir.is_dir():
@@ -242,12 +245,13 @@ def _save(path: Path, tree: Decoded) -> None:
 def _load_cached(path: Path) -> Decoded | None:
     try:
         # mmap: the tensors are paged in as they are read, not copied through a buffer first.
+        # weights_only: a cache file planted by someone else cannot run code when read.
         payload = torch.load(path, weights_only=True, mmap=True)
-    except (OSError, RuntimeError, EOFError):
-        return None  # missing or damaged: decode again
-    meta = json.loads(payload["meta"])
-    return Decoded(payload["x"], payload["y"], tuple(meta["classes"]), payload["test_x"],
-                   payload["test_y"], skipped=tuple(meta["skipped"]), decoded=0)
+        meta = json.loads(payload["meta"])
+        return Decoded(payload["x"], payload["y"], tuple(meta["classes"]), payload["test_x"],
+                       payload["test_y"], skipped=tuple(meta["skipped"]), decoded=0)
+    except Exception:  # noqa: BLE001 - torch raises almost any type for bytes it cannot read
+        return None  # damaged, foreign or refused: decode again and replace it
 
 
 def load_tree(root: Path, cache_dir: Path, image_size: int | None = None) -> Decoded:

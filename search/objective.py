@@ -69,11 +69,40 @@ class Objective:
         config = sample_config(trial, self.space)
         seed = trial_seed(self.seed, trial.number)
         seed_everything(seed)
+        epochs_done: list[EpochResult] = []
+        try:
+            # Building is inside: a net too wide for the device fails here, at allocation.
+            model = self._build(trial, config)
+            fit(model, build_optimizer(config, model.parameters()), config, self.data,
+                self.epochs, seed, self.device, self._reporter(trial, epochs_done))
+        except _Stalled:
+            trial.set_user_attr("stopped_early", True)
+        except DivergedError as error:
+            self._record(trial, epochs_done)
+            trial.set_user_attr(FAIL_REASON, str(error))
+            # A NaN value fails this trial with a one-line warning; the study goes on.
+            return math.nan
+        except (RuntimeError, MemoryError) as error:
+            # Out of memory (CPU or CUDA, both RuntimeError or MemoryError) or a shape the
+            # data cannot take: this trial fails with the reason kept, and the study goes on.
+            self._record(trial, epochs_done)
+            trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}"[:500])
+            raise
+        self._record(trial, epochs_done)
+        value = epochs_done[-1].val_accuracy
+        if self.on_trained is not None:
+            self.on_trained(trial, model, config, value)
+        return value
+
+    def _build(self, trial: optuna.Trial, config: TrialConfig) -> nn.Module:
         model = build_model(config, self.data.input_shape, self.data.n_classes).to(self.device)
-        optimizer = build_optimizer(config, model.parameters())
         trial.set_user_attr("n_params", count_parameters(model))
         trial.set_user_attr("device", str(self.device))
-        epochs_done: list[EpochResult] = []
+        return model
+
+    def _reporter(self, trial: optuna.Trial,
+                  epochs_done: list[EpochResult]) -> Callable[[EpochResult], None]:
+        """Reports each epoch's val accuracy and prunes; keeps the epochs for the user attrs."""
 
         def on_epoch(result: EpochResult) -> None:
             epochs_done.append(result)
@@ -85,24 +114,7 @@ class Objective:
             if stalled(epochs_done, self.patience):
                 raise _Stalled
 
-        try:
-            fit(model, optimizer, config, self.data, self.epochs, seed, self.device, on_epoch)
-        except _Stalled:
-            trial.set_user_attr("stopped_early", True)
-        except DivergedError as error:
-            self._record(trial, epochs_done)
-            trial.set_user_attr(FAIL_REASON, str(error))
-            # A NaN value fails this trial with a one-line warning; the study goes on.
-            return math.nan
-        except (RuntimeError, MemoryError) as error:
-            self._record(trial, epochs_done)
-            trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}"[:500])
-            raise
-        self._record(trial, epochs_done)
-        value = epochs_done[-1].val_accuracy
-        if self.on_trained is not None:
-            self.on_trained(trial, model, config, value)
-        return value
+        return on_epoch
 
     @staticmethod
     def _record(trial: optuna.Trial, epochs: list[EpochResult]) -> None:

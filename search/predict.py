@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from search import cli
-from search.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from search.checkpoint import Checkpoint, load_checkpoint
 from search.train import Normalizer
 
 PROG = "python -m search.predict"
@@ -72,26 +72,29 @@ def _read_all(files: list[Path], shape: tuple[int, int, int]) -> tuple[list[Path
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(prog=PROG, description="Classify PNG/JPEG images with a saved model.")
-    p.add_argument("model", type=Path, help="model.pt written by search.report or search.retrain")
-    p.add_argument("paths", type=Path, nargs="+", help="image files or folders of them")
+    p.add_argument("model", type=Path, metavar="MODEL",
+                   help="model.pt written by search.report or search.retrain")
+    p.add_argument("paths", type=Path, nargs="+", metavar="IMAGE",
+                   help="image files or folders of them")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        checkpoint = load_checkpoint(args.model)
-    except CheckpointError as error:
-        return cli.fail(PROG, str(error))
+def predict_cli(args: argparse.Namespace) -> int:
+    checkpoint = load_checkpoint(args.model)
     files = list(image_files(args.paths))
     if not files:
-        return cli.fail(PROG, f"no PNG or JPEG files in {', '.join(map(str, args.paths))}")
+        raise cli.UsageError(f"no PNG or JPEG files in {', '.join(map(str, args.paths))}")
     good, images, bad = _read_all(files, checkpoint.input_shape)
     if images:
         index, confidence = classify(checkpoint, torch.stack(images))
         for path, i, p in zip(good, index.tolist(), confidence.tolist(), strict=True):
             print(f"{path}\t{checkpoint.classes[i]}\t{p:.4f}")
     return cli.EXIT_USAGE if bad else cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run_cli(PROG, lambda: predict_cli(args))
 
 
 if __name__ == "__main__":

@@ -17,18 +17,16 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
 from model_space import TrialConfig, sample_config
 from search import cli
 from search.artifacts import open_store, upload_report_artifacts
-from search.data import DataError
 from search.report_sections import ReportFacts, sections, trial_counts
 from search.retrain import FORMAT, read_best_config, retrain
-from search.spec import SpecError, StudySpec
-from search.study import SPEC_ATTR, default_storage, mask_url, open_storage
+from search.spec import StudySpec
+from search.storage import open_user_storage
+from search.study import SPEC_ATTR, default_storage, mask_url
 
 PROG = "python -m search.report"
 
@@ -44,21 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _open(url: str) -> RDBStorage:
-    # Reading must not create an empty SQLite file where the user mistyped a path.
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
-    if path and path != ":memory:" and not Path(path).exists():
-        raise cli.UsageError(f"storage {url!r} does not exist; run python -m search.run first")
-    try:
-        return open_storage(url)
-    except (SQLAlchemyError, ValueError, RuntimeError) as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise cli.UsageError(f"cannot open storage {mask_url(url)!r}: {first}") from None
-
-
 def open_study(name: str, url: str) -> optuna.Study:
     """The study, or an error that lists the studies the storage does hold."""
-    storage = _open(url)
+    storage = open_user_storage(url, must_exist=True)  # reading must not create a file
     names = sorted(s.study_name for s in storage.get_all_studies())
     if name not in names:
         known = ", ".join(names) if names else "none"
@@ -147,12 +133,7 @@ def write_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_libraries()
-    try:
-        return write_report(args)
-    except (cli.UsageError, SpecError, DataError) as error:
-        return cli.fail(PROG, str(error))
-    except KeyboardInterrupt:
-        return cli.fail(PROG, "interrupted", cli.EXIT_INTERRUPTED)
+    return cli.run_cli(PROG, lambda: write_report(args))
 
 
 if __name__ == "__main__":

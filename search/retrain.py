@@ -21,10 +21,11 @@ import torch
 from model_space import TrialConfig, build_model, build_optimizer, count_parameters
 from search import cli
 from search.checkpoint import save_checkpoint
-from search.data import DataBundle, DataError, DataOptions, load_test_split, load_train_val
+from search.data import DataBundle, DataOptions, load_test_split, load_train_val
 from search.export import export_program
+from search.hints import file_inside
 from search.objective import seed_everything
-from search.spec import SpecError, StudySpec
+from search.spec import StudySpec
 from search.train import Normalizer, fit, predict
 
 PROG = "python -m search.retrain"
@@ -64,7 +65,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise cli.UsageError(f"config {str(path)!r} does not exist") from None
-    except (IsADirectoryError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except IsADirectoryError:
+        raise cli.UsageError(f"config {str(path)!r} is a folder, not a best_config.json"
+                             f"{file_inside(path, 'best_config.json')}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise cli.UsageError(f"config {str(path)!r} is not a JSON file: {error}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise cli.UsageError(f"{str(path)!r} is not a best_config.json (no {FORMAT!r} marker)")
@@ -162,23 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def retrain_cli(args: argparse.Namespace) -> int:
     from search.run import resolve_device
 
-    args = build_parser().parse_args(argv)
-    try:
-        best = read_best_config(args.config)
-        device = resolve_device(args.device)
-        out = args.out or args.config.parent
-        result = retrain(best, args.seeds, out, device, epochs=args.epochs)
-    except (cli.UsageError, SpecError, DataError) as error:
-        return cli.fail(PROG, str(error))
-    except KeyboardInterrupt:
-        return cli.fail(PROG, "interrupted", cli.EXIT_INTERRUPTED)
+    best = read_best_config(args.config)
+    device = resolve_device(args.device)
+    out = args.out or args.config.parent
+    result = retrain(best, args.seeds, out, device, epochs=args.epochs)
     m = result.metrics
     print(f"test accuracy {m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over "
           f"{len(m['per_seed'])} seed(s); wrote {out / 'model.pt'}, model.pt2, metrics.json")
     return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.quiet_libraries()
+    return cli.run_cli(PROG, lambda: retrain_cli(args))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,24 +12,27 @@ from typing import Any
 import optuna
 import torch
 from optuna.storages import RDBStorage
-from sqlalchemy.exc import SQLAlchemyError
+from optuna.trial import TrialState
 
 from search import cli
 from search.artifacts import SAVE_MODES
-from search.data import DataError, default_study_name, load_bundle
+from search.data import DataBundle, default_study_name, load_bundle
+from search.gate import target_lock
 from search.note import write_study_note
+from search.objective import FAIL_REASON
+from search.orphans import fail_orphans, is_local_sqlite
 from search.progress import count_states, finished, summary
 from search.spec import (
     PRUNER_NAMES,
     SAMPLER_NAMES,
     RunOptions,
-    SpecError,
     StudySpec,
     default_augment,
     merge_stored,
     read_toml,
 )
-from search.study import default_storage, load_or_create, mask_url, open_storage, stored_spec
+from search.storage import check_writable, create_user_storage, open_user_storage, storage_exists
+from search.study import default_storage, load_or_create, mask_url, stored_spec
 from search.workers import (
     WorkerJob,
     build_objective,
@@ -100,13 +102,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _storage_url(run: RunOptions, study: str) -> str:
-    if run.storage:
-        return run.storage
-    Path("studies").mkdir(exist_ok=True)
-    return default_storage(study)
-
-
 def _job(run: RunOptions, name: str, url: str, worker: int = 0,
          save_models: str = "best") -> WorkerJob:
     return WorkerJob(study=name, url=url, target=run.trials, worker=worker,
@@ -132,37 +127,47 @@ def _run_jobs(study: optuna.Study, run: RunOptions, name: str, url: str, save_mo
     return cli.EXIT_OK
 
 
-def _may_exist(url: str) -> bool:
-    if not url.startswith("sqlite:///"):
-        return True
-    path = url.removeprefix("sqlite:///")
-    return path in ("", ":memory:") or Path(path).exists()
-
-
-def _open(url: str) -> RDBStorage:
+def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> None:
+    """Fail, now and out loud, the trials a killed earlier run left RUNNING on this machine."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running or not is_local_sqlite(study):
+        return
+    lock = target_lock(storage, name)
+    lock.acquire()
     try:
-        return open_storage(url)
-    except (SQLAlchemyError, ValueError, RuntimeError) as error:
-        # Optuna's own messages (an old schema: run `optuna storage upgrade`) are kept whole.
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise cli.UsageError(f"cannot open storage {mask_url(url)!r}: {first}") from None
+        orphans = fail_orphans(study, running)
+    finally:
+        lock.release()
+    for trial in orphans:
+        print(f"trial {trial.number} was left RUNNING ({trial.user_attrs[FAIL_REASON]}): marked "
+              "failed; its parameters run again first", file=sys.stderr)
+
+
+def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
+                run: RunOptions) -> tuple[RDBStorage, optuna.Study, StudySpec, DataBundle, str]:
+    """(storage, study, spec, data, url): every check that can refuse comes before any write."""
+    StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
+    name = cli.check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
+    url = run.storage or default_storage(name)
+    check_writable(url)  # now, not after minutes of loading data
+    # A new SQLite file is created only once the spec and the data have proved usable.
+    storage = open_user_storage(url, must_exist=True) if storage_exists(url) else None
+    stored = stored_spec(storage, name) if storage is not None else None
+    spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
+    data = load_bundle(dataclasses.replace(spec.data, download=args.download))
+    spec = default_augment(spec, asked_spec, stored, data.input_shape)
+    storage = storage or create_user_storage(url)
+    study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+    _announce_orphans(study, storage, name)
+    return storage, study, spec, data, url
 
 
 def run_search(args: argparse.Namespace) -> int:
     asked_spec, asked_run = _asked(args)
     run = RunOptions(**asked_run)
-    StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
-    name = cli.check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
     device = resolve_device(run.device)
-    url = _storage_url(run, name)
-    # A new SQLite file is created only once the spec and the data have proved usable.
-    storage = _open(url) if _may_exist(url) else None
-    stored = stored_spec(storage, name) if storage is not None else None
-    spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
-    data = load_bundle(dataclasses.replace(spec.data, download=args.download))
-    spec = default_augment(spec, asked_spec, stored, data.input_shape)
-    storage = storage or _open(url)
-    study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+    storage, study, spec, data, url = _open_study(args, asked_spec, run)
+    name = study.study_name
     done = finished(count_states(study))
     shown_url = mask_url(url)
     if done >= run.trials:
@@ -200,17 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_libraries()
     cli.sigterm_as_interrupt()
-    try:
-        return run_search(args)
-    except (cli.UsageError, SpecError, DataError) as error:
-        return cli.fail(PROG, str(error))
-    except KeyboardInterrupt:
-        # Outside a trial (loading data, printing the summary): nothing is left RUNNING.
-        return cli.fail(PROG, "interrupted", cli.EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        # Output piped into `head` and closed early: the study is intact, say nothing more.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return cli.EXIT_OK
+    return cli.run_cli(PROG, lambda: run_search(args))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
@@ -36,18 +37,30 @@ MAX_RETRY = 2
 # write here holds it for more than milliseconds. JournalFileBackend was faster per trial
 # (README, "Scale out") but has no heartbeat: a killed worker's trial would stay RUNNING forever.
 SQLITE_TIMEOUT_S = 60
+# Seconds to wait for a PostgreSQL or MySQL server to answer a new connection. Either client
+# library counts it per attempt (psycopg also per address), so a dead host fails within ~10 s.
+CONNECT_TIMEOUT_S = 3
 
 
 def default_storage(study: str, root: Path = Path("studies")) -> str:
     return f"sqlite:///{root / study}.db"
 
 
+# Query parameters that carry secrets (libpq's password, MySQL's passwd, tokens).
+_SECRET_QUERY = re.compile(r"((?:^|[?&;])[\w.-]*(?:password|passwd|pwd|secret|token)[\w.-]*=)"
+                           r"[^&;]*", re.IGNORECASE)
+_USERINFO = re.compile(r"(://[^/?#@:]*:)[^/?#]*@")
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return url
+    """The URL with any password (in the user part or the query) replaced by ***, safe to print.
+
+    It works on text, not on SQLAlchemy's parse: a URL too malformed to parse (say, a port
+    that is not a number) is exactly the one printed in an error message.
+    """
+    masked = _USERINFO.sub(r"\1***@", url, count=1)
+    head, sep, query = masked.partition("?")
+    return head + sep + _SECRET_QUERY.sub(r"\1***", query)
 
 
 def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD),
@@ -59,6 +72,8 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
     else:
         # Drop dead pooled connections (server restarts, idle timeouts) instead of failing.
         engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs["connect_args"] = _connect_timeout(url)
+        _probe_mysql(url)
     def connect() -> RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -81,6 +96,42 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
     if storage.engine.dialect.name == "sqlite":
         _use_wal(storage)
     return storage
+
+
+def _connect_timeout(url: str) -> dict[str, Any]:
+    # A server that is down refuses at once, but one behind a firewall that drops packets, or
+    # one that accepts and never answers, would leave the CLI hanging for minutes.
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return {}  # RDBStorage reports the bad URL
+    if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
+        return {}
+    if "connect_timeout" in parsed.query:
+        return {}  # the user's own choice wins
+    return {"connect_timeout": CONNECT_TIMEOUT_S}
+
+
+def _probe_mysql(url: str) -> None:
+    # PyMySQL's connect_timeout covers the TCP connect only: a server that accepts and never
+    # sends its greeting would hang the handshake for good. One throwaway connection with a read
+    # timeout proves the server answers. The real engine keeps no read timeout, since the
+    # gate's GET_LOCK may rightly wait a long time for its answer.
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return
+    if parsed.get_backend_name() not in ("mysql", "mariadb"):
+        return
+    if parsed.get_driver_name() not in ("pymysql", "mysqldb"):
+        return  # drivers without read_timeout keep their own behaviour
+    timeouts = {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": CONNECT_TIMEOUT_S}
+    engine = create_engine(parsed, connect_args=timeouts)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 def _sqlite_pragmas(connection: Any, record: Any) -> None:

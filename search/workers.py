@@ -126,7 +126,7 @@ def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch
 def run_worker(job: WorkerJob) -> int:
     """Body of one worker process; returns its exit code."""
     torch.set_num_threads(job.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cli.quiet_libraries()
     storage = open_storage(job.url, job.heartbeat, job.max_retry)
     spec = StudySpec.from_flat(stored_spec(storage, job.study) or {})
     data = load_bundle(spec.data)
