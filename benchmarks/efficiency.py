@@ -61,7 +61,7 @@ STRATEGIES = [
     ("tpe", "sha", 0), ("tpe", "hyperband", 0), ("tpe", "median", 0), ("tpe", "none", 0),
     ("random", "sha", 0), ("random", "hyperband", 0), ("random", "median", 0),
     ("random", "none", 0), ("cmaes", "none", 0), ("gp", "none", 0),
-    ("tpe", "sha", 2), ("tpe", "none", 2),
+    ("tpe", "sha", 2), ("tpe", "none", 2), ("tpe", "hyperband", 2),
 ]
 
 

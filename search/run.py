@@ -28,6 +28,7 @@ from search.spec import (
     RunOptions,
     StudySpec,
     default_augment,
+    default_pruner,
     merge_stored,
     read_toml,
 )
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-subset", type=cli.positive_int,
                    help="search on a stratified subset of N training images")
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default tpe")
-    p.add_argument("--pruner", choices=PRUNER_NAMES, help="default sha (successive halving)")
+    p.add_argument("--pruner", choices=PRUNER_NAMES,
+                   help="default: sha (successive halving) on digits, hyperband on other data")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--jobs", type=cli.positive_int,
                    help="worker processes on this machine, sharing the study (default 1)")
@@ -156,6 +158,7 @@ def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
     spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
     data = load_bundle(dataclasses.replace(spec.data, download=args.download))
     spec = default_augment(spec, asked_spec, stored, data.input_shape)
+    spec = default_pruner(spec, asked_spec, stored)
     storage = storage or create_user_storage(url)
     study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
     _announce_orphans(study, storage, name)

@@ -25,9 +25,9 @@ KINDS = {
 }
 
 
-def stored(workdir: Path, name: str) -> dict:
+def stored(workdir: Path, name: str, trials: int = 2) -> dict:
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{workdir}/studies/{name}.db")
-    assert len(study.get_trials()) == 2
+    assert len(study.get_trials()) == trials
     return json.loads(study.user_attrs[SPEC_ATTR])
 
 
@@ -41,6 +41,8 @@ def test_run_cli_short_search_on_each_dataset_kind(workdir: Path, dataset: str) 
     # folder, made safe), and stores the augmentation the data called for.
     assert spec["dataset"] == dataset and spec["space"]["augment"] == [augment]
     assert StudySpec.from_flat(spec).data.dataset == dataset
+    # Rule: without --pruner, data other than the bundled digits gets Hyperband (measured).
+    assert spec["pruner"] == "hyperband"
 
 
 def test_run_cli_train_subset_and_image_size_are_stored(workdir: Path) -> None:
@@ -50,6 +52,17 @@ def test_run_cli_train_subset_and_image_size_are_stored(workdir: Path) -> None:
     # Rule: the stored spec holds what reloads the same data, including the search subset.
     assert spec["train_subset"] == 30 and spec["image_size"] == 16 and spec["data_dir"] == "data"
     assert "download" not in spec
+
+
+def test_run_cli_pruner_asked_or_stored_wins_over_the_data_default(workdir: Path) -> None:
+    write_cifar10(workdir / "data")
+    assert main(["--dataset", "cifar10", "--pruner", "sha", *TINY]) == 0
+    assert stored(workdir, "cifar10")["pruner"] == "sha"
+    # Rule: a resumed study keeps the pruner it was created with.
+    assert main(["--dataset", "cifar10", *TINY[:1], "4", *TINY[2:]]) == 0
+    assert stored(workdir, "cifar10", trials=4)["pruner"] == "sha"
+    assert main(["--dataset", "digits", "--study", "d", *TINY]) == 0
+    assert stored(workdir, "d")["pruner"] == "sha"
 
 
 def test_run_cli_augment_set_in_spec_wins(workdir: Path) -> None:
