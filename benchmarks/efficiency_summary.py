@@ -18,7 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-DEFAULT = "tpe+sha"
+# The default for each task's kind of data (search.spec.default_pruner): what the README quotes.
+DEFAULTS = {"digits": "tpe+sha", "shapes": "tpe+hyperband"}
 BASELINE = "random+none"
 Run = dict[str, Any]
 
@@ -73,35 +74,32 @@ def strategy_rows(strategies: dict[str, list[Run]]) -> list[dict[str, Any]]:
 
 
 def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
-    """Epochs of each pruner over the same sampler without pruning, median over seeds."""
+    """Epochs of each pruned or patient strategy over the same sampler with neither."""
     lines = []
-    for sampler in ("tpe", "random"):
-        unpruned = strategies.get(f"{sampler}+none")
-        if not unpruned:
+    for name, runs in sorted(strategies.items()):
+        unpruned = strategies.get(f"{runs[0]['sampler']}+none")
+        if not unpruned or runs is unpruned:
             continue
         epochs_none = median([r["trials"][-1]["epochs"] for r in unpruned])
-        best_none = median([best(r) for r in unpruned])
-        for pruner in ("sha", "hyperband", "median"):
-            runs = strategies.get(f"{sampler}+{pruner}")
-            if not runs:
-                continue
-            epochs = median([r["trials"][-1]["epochs"] for r in runs])
-            lines.append(f"- {sampler}+{pruner}: {epochs:.0f} / {epochs_none:.0f} epochs = "
-                         f"{epochs / epochs_none:.2f} of {sampler}+none; best val "
-                         f"{median([best(r) for r in runs]):.4f} vs {best_none:.4f}")
+        epochs = median([r["trials"][-1]["epochs"] for r in runs])
+        lines.append(f"- {name}: {epochs:.0f} / {epochs_none:.0f} epochs = "
+                     f"{epochs / epochs_none:.2f} of {runs[0]['sampler']}+none; best val "
+                     f"{median([best(r) for r in runs]):.4f} vs "
+                     f"{median([best(r) for r in unpruned]):.4f}")
     return lines
 
 
-def default_vs_baseline(strategies: dict[str, list[Run]]) -> str:
-    if DEFAULT not in strategies or BASELINE not in strategies:
+def default_vs_baseline(task: str, strategies: dict[str, list[Run]]) -> str:
+    default = DEFAULTS.get(task, "tpe+sha")
+    if default not in strategies or BASELINE not in strategies:
         return ""
     base = strategies[BASELINE]
     target = median([best(r) for r in base])
     lines = []
     for axis in ("wall", "cpu", "epochs"):
-        ours = median([reach(r, target, axis) for r in strategies[DEFAULT]])
+        ours = median([reach(r, target, axis) for r in strategies[default]])
         theirs = median([r["trials"][-1][axis] for r in base])
-        lines.append(f"- {DEFAULT} reaches {BASELINE}'s median best ({target:.4f}) in "
+        lines.append(f"- {default} reaches {BASELINE}'s median best ({target:.4f}) in "
                      f"{ours:.0f} {axis} (median over seeds) vs {theirs:.0f} for {BASELINE}'s "
                      f"whole run: {ours / theirs:.2f}x")
     return "\n".join(lines)
@@ -135,7 +133,7 @@ def curve(runs: list[Run], axis: str, grid: list[float]) -> list[float]:
 
 def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
     tasks = sorted(runs)
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(13, 4.6 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(15, 4.6 * len(tasks)), squeeze=False)
     colours = {"tpe": "tab:blue", "random": "tab:orange", "cmaes": "tab:green", "gp": "tab:red"}
     styles = {"sha": "-", "hyperband": "--", "median": ":", "none": "-."}
     for row, task in enumerate(tasks):
@@ -145,7 +143,7 @@ def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
             grid = [top * i / 200 for i in range(1, 201)]
             for name, strategy_runs in sorted(runs[task].items()):
                 first = strategy_runs[0]
-                width = 2.6 if name == DEFAULT else 1.3
+                width = 2.6 if name == DEFAULTS.get(task) else 1.3
                 ax.plot(grid, curve(strategy_runs, axis, grid), label=name, linewidth=width,
                         color=colours.get(first["sampler"], "black"),
                         linestyle=styles.get(first["pruner"], "-"),
@@ -153,11 +151,12 @@ def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
             values = [best(r) for rs in runs[task].values() for r in rs]
             low = sorted(values)[len(values) // 10]
             ax.set_ylim(low - 0.02, max(values) + 0.005)
-            ax.set_xlabel("cumulative epochs" if axis == "epochs" else "wall seconds")
+            ax.set_xscale("log")
+            ax.set_xlabel("cumulative epochs (log)" if axis == "epochs" else "wall seconds (log)")
             ax.set_ylabel("best validation accuracy (median over seeds)")
             ax.set_title(f"{task}: best so far against {axis}")
             ax.grid(alpha=0.3)
-        axes[row][1].legend(fontsize=8, loc="lower right")
+        axes[row][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -168,7 +167,7 @@ def summarise(out: Path) -> str:
     parts = []
     for task in sorted(runs):
         parts += [f"### {task}", "", table(strategy_rows(runs[task])), "",
-                  *pruning_ratios(runs[task]), default_vs_baseline(runs[task]), ""]
+                  *pruning_ratios(runs[task]), default_vs_baseline(task, runs[task]), ""]
     text = "\n".join(parts)
     (out / "efficiency.md").write_text(text)
     if runs:
