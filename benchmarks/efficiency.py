@@ -11,7 +11,7 @@ accuracy so far: the anytime curves. Studies are in memory, so storage is not co
 Results go to reports/benchmarks/efficiency-<task>.jsonl (one line per run; a rerun skips runs
 already there), then efficiency.md (tables) and efficiency.png (curves).
 
-    python benchmarks/efficiency.py                       # everything (about an hour on 2 cores)
+    python benchmarks/efficiency.py                       # everything (about 1.5 h on 2 cores)
     python benchmarks/efficiency.py --tasks digits --seeds 0
     python benchmarks/efficiency.py --summary-only
 """
@@ -61,7 +61,7 @@ STRATEGIES = [
     ("tpe", "sha", 0), ("tpe", "hyperband", 0), ("tpe", "median", 0), ("tpe", "none", 0),
     ("random", "sha", 0), ("random", "hyperband", 0), ("random", "median", 0),
     ("random", "none", 0), ("cmaes", "none", 0), ("gp", "none", 0),
-    ("tpe", "sha", 2), ("tpe", "none", 2), ("tpe", "hyperband", 2),
+    ("tpe", "sha", 2), ("tpe", "none", 2), ("tpe", "hyperband", 2), ("gp", "hyperband", 0),
 ]
 
 
