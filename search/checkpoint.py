@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from model_space import TrialConfig, build_model
-from search.hints import file_inside
+from search.hints import file_inside, first_line
 
 # Marks our checkpoints, so a foreign .pt file is refused with a clear message.
 FORMAT = "cnn-search-checkpoint/1"
@@ -60,8 +60,7 @@ def save_checkpoint(path: Path, model: nn.Module, config: TrialConfig,
 
 def _first_sentence(error: Exception) -> str:
     # torch's messages run to paragraphs; the first sentence names the problem.
-    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return text.split(". ")[0][:160]
+    return first_line(error).split(". ")[0][:160]
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from model_space import SpaceError
 from search.checkpoint import CheckpointError
 from search.data import DataError
-from search.hints import did_you_mean
+from search.hints import did_you_mean, first_line
 from search.spec import SpecError
 from search.storage import StorageError
 
@@ -151,8 +151,7 @@ def run_cli(prog: str, work: Callable[[], int], on_interrupt: int = EXIT_INTERRU
         return fail(prog, _os_error_line(error), EXIT_FAILURE)
     except SQLAlchemyError as error:
         # The database failed mid-work (server gone, disk full); finished trials are stored.
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return fail(prog, f"the study storage failed: {reason}", EXIT_FAILURE)
+        return fail(prog, f"the study storage failed: {first_line(error)}", EXIT_FAILURE)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -1,4 +1,5 @@
-"""The "did you mean" part of an error message: a typo's nearest known name, a folder's file."""
+"""Pieces of one-line error messages: an exception's first line, and the "did you mean" part
+(a typo's nearest known name, a folder's file)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,8 @@ def file_inside(folder: Path, name: str) -> str:
     """"; did you mean FOLDER/NAME?" when a folder was given where its file was meant."""
     inside = folder / name
     return f"; did you mean {inside}?" if inside.is_file() else ""
+
+
+def first_line(error: Exception) -> str:
+    """An exception's first line of text (its class name when it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -14,7 +14,7 @@ import optuna
 from optuna.storages import RDBStorage
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from search.hints import nearest
+from search.hints import first_line, nearest
 from search.study import mask_url, open_storage
 
 EXAMPLE_URLS = "sqlite:///studies/NAME.db or postgresql://USER@HOST/DB"
@@ -99,8 +99,7 @@ def create_user_storage(url: str) -> RDBStorage:
 
 
 def _reason(error: Exception) -> str:
-    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return _DRIVER_PREFIX.sub("", text)
+    return _DRIVER_PREFIX.sub("", first_line(error))
 
 
 def _explain(url: str, error: Exception) -> str:

@@ -14,7 +14,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from search.spec import StudySpec
@@ -72,8 +72,11 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
     else:
         # Drop dead pooled connections (server restarts, idle timeouts) instead of failing.
         engine_kwargs["pool_pre_ping"] = True
-        engine_kwargs["connect_args"] = _connect_timeout(url)
-        _probe_mysql(url)
+        parsed = _parse(url)
+        if parsed is not None:  # a bad URL is RDBStorage's to report
+            engine_kwargs["connect_args"] = _connect_timeout(parsed)
+            _probe_mysql(parsed)
+
     def connect() -> RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
@@ -98,13 +101,16 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
     return storage
 
 
-def _connect_timeout(url: str) -> dict[str, Any]:
+def _parse(url: str) -> URL | None:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+
+
+def _connect_timeout(parsed: URL) -> dict[str, Any]:
     # A server that is down refuses at once, but one behind a firewall that drops packets, or
     # one that accepts and never answers, would leave the CLI hanging for minutes.
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return {}  # RDBStorage reports the bad URL
     if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
         return {}
     if "connect_timeout" in parsed.query:
@@ -112,15 +118,11 @@ def _connect_timeout(url: str) -> dict[str, Any]:
     return {"connect_timeout": CONNECT_TIMEOUT_S}
 
 
-def _probe_mysql(url: str) -> None:
+def _probe_mysql(parsed: URL) -> None:
     # PyMySQL's connect_timeout covers the TCP connect only: a server that accepts and never
     # sends its greeting would hang the handshake for good. One throwaway connection with a read
     # timeout proves the server answers. The real engine keeps no read timeout, since the
     # gate's GET_LOCK may rightly wait a long time for its answer.
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return
     if parsed.get_backend_name() not in ("mysql", "mariadb"):
         return
     if parsed.get_driver_name() not in ("pymysql", "mysqldb"):
