@@ -28,6 +28,7 @@ from typing import Any
 
 import optuna
 import torch
+from efficiency_summary import best, label, summarise  # benchmarks/ is on sys.path as a script
 
 from model_space import SearchSpace
 from search.data import DataBundle, DataOptions, load_bundle
@@ -65,10 +66,6 @@ STRATEGIES = [
 ]
 
 
-def label(sampler: str, pruner: str, patience: int) -> str:
-    return f"{sampler}+{pruner}" + (f"+patience{patience}" if patience else "")
-
-
 def ensure_shapes() -> None:
     if not (SHAPES_DIR / "train").is_dir():
         from shapes import write_tree  # benchmarks/ is on sys.path when run as a script
@@ -92,9 +89,7 @@ def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: i
         epochs += int(trial.user_attrs.get("epochs_run", 0))
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
         log.append({"wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0,
-                    "epochs": epochs, "state": trial.state.name, "value": value,
-                    "last": trial.intermediate_values.get(max(trial.intermediate_values,
-                                                              default=0))})
+                    "epochs": epochs, "state": trial.state.name, "value": value})
 
     study.optimize(objective, n_trials=task.trials, callbacks=[record],
                    catch=(RuntimeError, MemoryError), gc_after_trial=False)
@@ -128,9 +123,7 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None) -
                 with path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 last = row["trials"][-1]
-                best = max((t["value"] for t in row["trials"] if t["value"] is not None),
-                           default=float("nan"))
-                print(f"{name} seed {seed} {label(sampler, pruner, patience)}: best {best:.4f}, "
+                print(f"{name} seed {seed} {label(row)}: best {best(row):.4f}, "
                       f"epochs {last['epochs']}, wall {last['wall']:.0f} s, "
                       f"cpu {last['cpu']:.0f} s", flush=True)
 
@@ -150,8 +143,6 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
         run_all(args.tasks, args.seeds, args.out, args.trials)
-    from efficiency_summary import summarise
-
     summarise(args.out)
 
 
