@@ -124,6 +124,8 @@ CASES = [
     Case("run-epochs-negative", "run", ("--epochs", "-1"), "'-1'"),
     Case("run-jobs-not-a-number", "run", ("--jobs", "two"), "'two'"),
     Case("run-jobs-negative", "run", ("--jobs", "-2"), "'-2'"),
+    Case("run-patience-negative", "run", ("--patience", "-1"), "--patience: expected a number >= 0 "
+         "but got '-1'"),
     Case("run-unknown-sampler", "run", ("--sampler", "anneal"), "'anneal'"),
     Case("run-unknown-pruner", "run", ("--pruner", "asha"), "'asha'"),
     Case("run-unknown-device", "run", ("--device", "tpu"), "'tpu'"),
@@ -151,6 +153,8 @@ CASES = [
          spec("[space]\ndropout = [0.2, 1.0]\n")),
     Case("run-negative-trials-in-spec", "run", ("--config", "spec.toml"), "trials must be an "
          "integer >= 1 but got -5", spec("trials = -5\n")),
+    Case("run-negative-patience-in-spec", "run", ("--config", "spec.toml"), "patience must be an "
+         "integer >= 0 but got -2", spec("patience = -2\n")),
     Case("run-contradicts-stored-spec", "run", ("--epochs", "3"), "epochs=1, not 3", study),
     # search.run: storage
     Case("run-postgres-closed-port", "run", ("--storage", PG_CLOSED, *TINY), "127.0.0.1:1",
