@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from search.spec import StudySpec
+from search.tpe import GroupedTPESampler
 
 SPEC_ATTR = "spec"
 OBJECTIVE_NAME = "val_accuracy"
@@ -158,8 +159,7 @@ def _tpe(seed: int, constant_liar: bool = False) -> optuna.samplers.BaseSampler:
     # constant liar keeps parallel workers from sampling the same point.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=constant_liar, n_startup_trials=10)
+        return GroupedTPESampler(seed=seed, constant_liar=constant_liar, n_startup_trials=10)
 
 
 def _cmaes(seed: int) -> optuna.samplers.BaseSampler:

@@ -1,0 +1,97 @@
+"""Optuna's grouped multivariate TPE, drawing exactly what it draws, with less work per trial.
+
+For each group of parameters that occur together (seven in our space: depth and widths, each
+optimizer's own parameters, ...) stock TPE splits every finished trial into good and bad again,
+and before that it derives the groups again from every finished trial. At trial 1,000 here
+that was 45 of the 80 ms the sampler spent per trial, growing with the study. The split is the
+same for every group of one trial, and a finished trial never changes, so here the split is
+done once per trial and the groups are extended with new trials only. tests/search/test_tpe.py
+checks that the draws are the same as stock TPE's, trial for trial.
+
+This leans on two private parts of Optuna 5's TPE (``_split_trials`` and the group search
+space); the test fails if a new Optuna changes them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers._tpe import sampler as tpe_module
+from optuna.search_space.group_decomposed import _SearchSpaceGroup
+from optuna.trial import FrozenTrial, TrialState
+
+_Split = tuple[list[FrozenTrial], list[FrozenTrial]]
+
+
+class _GroupsFromNewTrials:
+    """The group decomposition of Optuna's TPE, fed each finished trial once.
+
+    Adding a trial's distributions a second time leaves the groups and their order unchanged,
+    so skipping trials already added gives what Optuna's full pass gives.
+    """
+
+    def __init__(self) -> None:
+        self._groups = _SearchSpaceGroup()
+        self._added: set[int] = set()
+
+    def calculate(self, study: optuna.Study, use_cache: bool = False) -> _SearchSpaceGroup:
+        states = (TrialState.COMPLETE, TrialState.PRUNED)  # what TPE's group=True asks for
+        for trial in study._get_trials(deepcopy=False, states=states, use_cache=use_cache):
+            if trial.number not in self._added:
+                self._added.add(trial.number)
+                self._groups.add_distributions(trial.distributions)
+        return copy.deepcopy(self._groups)
+
+
+class GroupedTPESampler(optuna.samplers.TPESampler):
+    """``TPESampler(multivariate=True, group=True, ...)`` at a lower cost per trial."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(multivariate=True, group=True, **kwargs)
+        self._group_decomposed_search_space = _GroupsFromNewTrials()  # type: ignore[assignment]
+        self._splits: dict[tuple[Any, ...], _Split] = {}
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        # One split serves every group of this trial; none outlives it.
+        self._splits = {}
+        try:
+            return super().sample_relative(study, trial, search_space)
+        finally:
+            self._splits = {}
+
+    def _sample(self, study: optuna.Study, trial: FrozenTrial,
+                search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        # Optuna 5's TPESampler._sample, with the split looked up in self._splits.
+        states = [TrialState.COMPLETE, TrialState.PRUNED]
+        if self._constant_liar:
+            states.append(TrialState.RUNNING)
+        trials = study._get_trials(deepcopy=False, states=tuple(states),
+                                   use_cache=not self._constant_liar)
+        if self._constant_liar:
+            trials = [t for t in trials if t.number != trial.number]
+        if self._gamma is None:
+            self._gamma = (tpe_module.default_gamma if len(study.directions) <= 1
+                           else tpe_module.default_gamma_multiobjective)
+        n_finished = sum(t.state != TrialState.RUNNING for t in trials)
+        below, above = self._split(study, trials, self._gamma(n_finished))
+
+        mpe_below = self._build_parzen_estimator(study, search_space, below, handle_below=True)
+        mpe_above = self._build_parzen_estimator(study, search_space, above, handle_below=False)
+        samples_below = mpe_below.sample(self._rng.rng, self._n_ei_candidates)
+        acq_func_vals = self._compute_acquisition_func(samples_below, mpe_below, mpe_above)
+        chosen = optuna.samplers.TPESampler._compare(samples_below, acq_func_vals)
+        for name, distribution in search_space.items():
+            chosen[name] = distribution.to_external_repr(chosen[name])
+        return chosen
+
+    def _split(self, study: optuna.Study, trials: list[FrozenTrial], n_below: int) -> _Split:
+        # With the constant liar each group reads the storage afresh, and a running trial may
+        # have finished in between: the states are part of the key.
+        key = (n_below, tuple((t.number, t.state) for t in trials))
+        if key not in self._splits:
+            self._splits[key] = tpe_module._split_trials(study, trials, n_below)
+        return self._splits[key]

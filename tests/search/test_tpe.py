@@ -1,0 +1,98 @@
+"""GroupedTPESampler draws what Optuna's grouped multivariate TPE draws, with one split per trial."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import optuna
+import pytest
+from optuna.samplers._tpe import sampler as tpe_module
+from optuna.trial import TrialState
+
+from model_space import SearchSpace, sample_config
+from search.tpe import GroupedTPESampler
+
+SPACE = SearchSpace()
+EPOCHS = 6
+
+
+def objective(trial: optuna.Trial) -> float:
+    """Our whole search space, a made-up learning curve, and successive halving."""
+    config = sample_config(trial, SPACE)
+    peak = 1.0 - abs(math.log10(config.lr) + 2.0) / 4.0 - 0.2 * config.dropout
+    peak -= 0.05 * len(config.widths)
+    value = 0.0
+    for epoch in range(1, EPOCHS + 1):
+        value = peak * (1.0 - 0.5**epoch)
+        trial.report(value, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+def stock(seed: int, constant_liar: bool) -> optuna.samplers.TPESampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=constant_liar, n_startup_trials=10)
+
+
+def ours(seed: int, constant_liar: bool) -> GroupedTPESampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return GroupedTPESampler(seed=seed, constant_liar=constant_liar, n_startup_trials=10)
+
+
+def run(sampler: optuna.samplers.BaseSampler, trials: int) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", sampler=sampler,
+                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1))
+    study.optimize(objective, n_trials=trials)
+    return study
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@pytest.mark.parametrize("constant_liar", [False, True])
+def test_same_draws_as_stock_tpe(constant_liar: bool) -> None:
+    expected = run(stock(7, constant_liar), 60).trials
+    got = run(ours(7, constant_liar), 60).trials
+    assert sum(t.state == TrialState.PRUNED for t in got) > 10  # the split sees pruned trials
+    assert len({len(t.params) for t in got}) > 3  # and a search space that changes shape
+    assert [(t.params, t.state, t.value) for t in got] == [
+        (t.params, t.state, t.value) for t in expected]
+
+
+def test_same_draws_beside_running_trials() -> None:
+    # Workers on one storage: trials asked while others still run (the constant liar's case).
+    studies = [run(make(3, True), 25) for make in (stock, ours)]
+    drawn = []
+    for study in studies:
+        running = [study.ask() for _ in range(3)]
+        drawn.append([sample_config(trial, SPACE) for trial in running])
+        for trial in running:
+            study.tell(trial, 0.5)
+        drawn[-1].append(sample_config(study.ask(), SPACE))
+    assert drawn[0] == drawn[1]
+
+
+def test_one_split_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    split = tpe_module._split_trials
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return split(*args, **kwargs)
+
+    monkeypatch.setattr(tpe_module, "_split_trials", counted)
+    sampler = ours(1, False)
+    study = run(sampler, 20)
+    after_startup = len(study.trials) - 10
+    assert len(sampler._group_decomposed_search_space.calculate(study).search_spaces) > 3
+    assert len(calls) == after_startup
+    calls.clear()
+    run(stock(1, False), 20)
+    assert len(calls) > 3 * after_startup  # stock TPE splits once per group
