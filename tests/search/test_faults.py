@@ -45,7 +45,9 @@ def test_kill_9_orphaned_trial_is_failed_by_the_next_run_which_finishes(workdir:
     proc = subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: read_states(db).count("COMPLETE") >= 1 and "RUNNING" in read_states(db))
+        # Training has begun (an epoch reported), so every parameter of the trial is stored.
+        wait_for(lambda: read_states(db).count("COMPLETE") >= 1 and any(
+            t.state == TrialState.RUNNING and t.intermediate_values for t in load(db).trials))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
