@@ -2,10 +2,16 @@
 
     nice -n 10 python benchmarks/scaling.py jobs --trials 40
     nice -n 10 python benchmarks/scaling.py storage --trials 200 --workers 4
+    python benchmarks/scaling.py ceiling
 
 ``jobs`` runs ``python -m search.run`` on digits (default spec, same seed) at each job count,
 side by side in one session, each on a fresh SQLite file. It reports trials per hour and
 epochs per second (a fairer rate: pruning makes trials unequal) and the speed-up over 1 job.
+
+``ceiling`` is what the machine itself allows: the same fixed training job (one digits
+model, no Optuna, no storage) in 1 process on 1 and on all torch threads, then in 2 processes
+on 1 thread each at once. The ratio of the last to the first is the most ``--jobs 2`` can win
+on this machine at that moment; the ``jobs`` speed-up is read against it.
 
 ``storage`` runs trivial trials (5 parameters, 3 reports, 2 user attrs, no training) from
 ``--workers`` processes at once, so the time per trial is the storage's alone; it counts the
@@ -25,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
@@ -73,6 +80,58 @@ def bench_jobs(args: argparse.Namespace) -> None:
               f"{r['trials_per_h'] / base['trials_per_h']:.2f}x, "
               f"{r['span_trials_per_h'] / base['span_trials_per_h']:.2f}x, "
               f"{r['epochs_per_s'] / base['epochs_per_s']:.2f}x | {r['best']:.4f} |")
+
+
+def _fixed_training(draw: int, threads: int, epochs: int, started: Any = None) -> float:
+    """Epochs per second of one fixed digits model (random draw ``draw``), no Optuna."""
+    import torch
+
+    from model_space import build_model, build_optimizer
+    from search.data import DataOptions, load_bundle
+    from search.train import fit
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    torch.set_num_threads(threads)
+    data = load_bundle(DataOptions())
+    config = _draw(draw)
+    torch.manual_seed(0)
+    model = build_model(config, data.input_shape, data.n_classes)
+    optimizer = build_optimizer(config, model.parameters())
+    fit(model, optimizer, config, data, 1, 0, torch.device("cpu"))  # warm-up, not timed
+    if started is not None:
+        started.wait()  # both processes train at the same time
+    begin = time.perf_counter()
+    fit(model, optimizer, config, data, epochs, 0, torch.device("cpu"))
+    return epochs / (time.perf_counter() - begin)
+
+
+def _draw(draw: int) -> Any:
+    from model_space import SearchSpace, sample_config
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=draw))
+    return sample_config(study.ask(), SearchSpace())
+
+
+def bench_ceiling(args: argparse.Namespace) -> None:
+    cores = os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    print(f"fixed digits models, {args.epochs} epochs per process; epochs/s, and speed-up of 2 "
+          f"one-thread processes over 1 process on 1 and on {cores} threads")
+    print(f"| draw | widths | batch | 1 process, 1 thread | 1 process, {cores} threads | "
+          "2 processes, 1 thread each (sum) | 2 processes vs 1 thread | 2 processes vs "
+          f"{cores} threads |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for draw in args.draws:
+        alone = _fixed_training(draw, 1, args.epochs)
+        threaded = _fixed_training(draw, cores, args.epochs)
+        with context.Manager() as manager:
+            barrier = manager.Barrier(2)
+            with context.Pool(2) as pool:
+                both = sum(pool.starmap(_fixed_training, [(draw, 1, args.epochs, barrier)] * 2))
+        config = _draw(draw)
+        print(f"| {draw} | {'/'.join(map(str, config.widths))} | {config.batch_size} | "
+              f"{alone:.2f} | {threaded:.2f} | {both:.2f} | {both / alone:.2f}x | "
+              f"{both / threaded:.2f}x |", flush=True)
 
 
 def _trivial(trial: optuna.Trial) -> float:
@@ -169,9 +228,12 @@ def main() -> None:
     storage = sub.add_parser("storage")
     storage.add_argument("--trials", type=int, default=200)
     storage.add_argument("--workers", type=int, default=4)
+    ceiling = sub.add_parser("ceiling")
+    ceiling.add_argument("--epochs", type=int, default=15)
+    ceiling.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    bench_jobs(args) if args.what == "jobs" else bench_storage(args)
+    {"jobs": bench_jobs, "storage": bench_storage, "ceiling": bench_ceiling}[args.what](args)
 
 
 if __name__ == "__main__":
