@@ -24,6 +24,7 @@ from optuna.search_space.group_decomposed import _SearchSpaceGroup
 from optuna.trial import FrozenTrial, TrialState
 
 _Split = tuple[list[FrozenTrial], list[FrozenTrial]]
+_SplitKey = tuple[int, int, tuple[tuple[int, int, int], ...]]
 
 
 class _GroupsFromNewTrials:
@@ -52,7 +53,7 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(multivariate=True, group=True, **kwargs)
         self._group_decomposed_search_space = _GroupsFromNewTrials()  # type: ignore[assignment]
-        self._splits: dict[tuple[Any, ...], _Split] = {}
+        self._splits: dict[_SplitKey, _Split] = {}
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -89,9 +90,13 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         return chosen
 
     def _split(self, study: optuna.Study, trials: list[FrozenTrial], n_below: int) -> _Split:
-        # With the constant liar each group reads the storage afresh, and a running trial may
-        # have finished in between: the states are part of the key.
-        key = (n_below, tuple((t.number, t.state) for t in trials))
+        # Each group reads the trials again, and other workers may have moved on in between.
+        # Finished trials never change and never leave, so their count tells new ones apart.
+        # Running ones (constant liar) may finish, fail or gain parameters: each is named by
+        # its number and how many parameters and system attrs (relative draws) it holds.
+        running = tuple((t.number, len(t.params), len(t.system_attrs))
+                        for t in trials if t.state == TrialState.RUNNING)
+        key = (n_below, len(trials), running)
         if key not in self._splits:
             self._splits[key] = tpe_module._split_trials(study, trials, n_below)
         return self._splits[key]
