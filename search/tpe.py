@@ -37,8 +37,14 @@ class _GroupsFromNewTrials:
     def __init__(self) -> None:
         self._groups = _SearchSpaceGroup()
         self._added: set[int] = set()
+        self._study_id: int | None = None
 
     def calculate(self, study: optuna.Study, use_cache: bool = False) -> _SearchSpaceGroup:
+        # Trial numbers name trials within one study only, as Optuna's own check says.
+        if self._study_id is None:
+            self._study_id = study._study_id
+        elif self._study_id != study._study_id:
+            raise ValueError("a GroupedTPESampler serves one study; make one per study")
         states = (TrialState.COMPLETE, TrialState.PRUNED)  # what TPE's group=True asks for
         for trial in study._get_trials(deepcopy=False, states=states, use_cache=use_cache):
             if trial.number not in self._added:

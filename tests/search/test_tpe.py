@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import optuna
 import pytest
@@ -96,3 +97,16 @@ def test_one_split_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
     calls.clear()
     run(stock(1, False), 20)
     assert len(calls) > 3 * after_startup  # stock TPE splits once per group
+
+
+def test_one_sampler_serves_one_study(tmp_path: Path) -> None:
+    # Its groups remember trials by number, which name trials within one study only.
+    storage = f"sqlite:///{tmp_path / 'two.db'}"
+    sampler = ours(0, False)
+    for name in ("first", "second"):
+        study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                    direction="maximize")
+        if name == "first":
+            study.optimize(objective, n_trials=12)
+    with pytest.raises(ValueError, match="one study"):
+        study.optimize(objective, n_trials=1, catch=())
