@@ -157,9 +157,7 @@ def _use_wal(storage: RDBStorage) -> None:
 def _tpe(seed: int, constant_liar: bool = False) -> optuna.samplers.BaseSampler:
     # Grouped multivariate TPE models each optimizer's conditional parameters jointly, and the
     # constant liar keeps parallel workers from sampling the same point.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return GroupedTPESampler(seed=seed, constant_liar=constant_liar, n_startup_trials=10)
+    return GroupedTPESampler(seed=seed, constant_liar=constant_liar, n_startup_trials=10)
 
 
 def _cmaes(seed: int) -> optuna.samplers.BaseSampler:

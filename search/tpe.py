@@ -15,10 +15,12 @@ space); the test fails if a new Optuna changes them.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.exceptions import ExperimentalWarning
 from optuna.samplers._tpe import sampler as tpe_module
 from optuna.search_space.group_decomposed import _SearchSpaceGroup
 from optuna.trial import FrozenTrial, TrialState
@@ -57,7 +59,10 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
     """``TPESampler(multivariate=True, group=True, ...)`` at a lower cost per trial."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(multivariate=True, group=True, **kwargs)
+        with warnings.catch_warnings():
+            # group (and the constant liar) are experimental in Optuna; using them is our choice.
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            super().__init__(multivariate=True, group=True, **kwargs)
         self._group_decomposed_search_space = _GroupsFromNewTrials()  # type: ignore[assignment]
         self._splits: dict[_SplitKey, _Split] = {}
 

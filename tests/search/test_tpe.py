@@ -40,9 +40,7 @@ def stock(seed: int, constant_liar: bool) -> optuna.samplers.TPESampler:
 
 
 def ours(seed: int, constant_liar: bool) -> GroupedTPESampler:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return GroupedTPESampler(seed=seed, constant_liar=constant_liar, n_startup_trials=10)
+    return GroupedTPESampler(seed=seed, constant_liar=constant_liar, n_startup_trials=10)
 
 
 def run(sampler: optuna.samplers.BaseSampler, trials: int) -> optuna.Study:
