@@ -55,17 +55,25 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def median_best(runs: list[Run]) -> float:
+    return median([best(r) for r in runs])
+
+
+def spent(runs: list[Run], axis: str) -> float:
+    """Median over seeds of the ``axis`` (epochs, wall or cpu) a whole run spent."""
+    return median([r["trials"][-1][axis] for r in runs])
+
+
 def strategy_rows(strategies: dict[str, list[Run]]) -> list[dict[str, Any]]:
-    target = median([best(r) for r in strategies.get(BASELINE, [])])
+    target = median_best(strategies.get(BASELINE, []))
     rows = []
     for name, runs in strategies.items():
         bests = [best(r) for r in runs]
         rows.append({
             "strategy": name, "seeds": len(runs), "best": median(bests),
             "best_range": (min(bests), max(bests)),
-            "epochs": median([r["trials"][-1]["epochs"] for r in runs]),
-            "wall": median([r["trials"][-1]["wall"] for r in runs]),
-            "cpu": median([r["trials"][-1]["cpu"] for r in runs]),
+            "epochs": spent(runs, "epochs"), "wall": spent(runs, "wall"),
+            "cpu": spent(runs, "cpu"),
             "reach_epochs": median([reach(r, target, "epochs") for r in runs]),
             "reach_wall": median([reach(r, target, "wall") for r in runs]),
             "target": target,
@@ -80,12 +88,10 @@ def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
         unpruned = strategies.get(f"{runs[0]['sampler']}+none")
         if not unpruned or runs is unpruned:
             continue
-        epochs_none = median([r["trials"][-1]["epochs"] for r in unpruned])
-        epochs = median([r["trials"][-1]["epochs"] for r in runs])
+        epochs_none, epochs = spent(unpruned, "epochs"), spent(runs, "epochs")
         lines.append(f"- {name}: {epochs:.0f} / {epochs_none:.0f} epochs = "
                      f"{epochs / epochs_none:.2f} of {runs[0]['sampler']}+none; best val "
-                     f"{median([best(r) for r in runs]):.4f} vs "
-                     f"{median([best(r) for r in unpruned]):.4f}")
+                     f"{median_best(runs):.4f} vs {median_best(unpruned):.4f}")
     return lines
 
 
@@ -94,11 +100,11 @@ def default_vs_baseline(task: str, strategies: dict[str, list[Run]]) -> str:
     if default not in strategies or BASELINE not in strategies:
         return ""
     base = strategies[BASELINE]
-    target = median([best(r) for r in base])
+    target = median_best(base)
     lines = []
     for axis in ("wall", "cpu", "epochs"):
         ours = median([reach(r, target, axis) for r in strategies[default]])
-        theirs = median([r["trials"][-1][axis] for r in base])
+        theirs = spent(base, axis)
         lines.append(f"- {default} reaches {BASELINE}'s median best ({target:.4f}) in "
                      f"{ours:.0f} {axis} (median over seeds) vs {theirs:.0f} for {BASELINE}'s "
                      f"whole run: {ours / theirs:.2f}x")
