@@ -5,7 +5,9 @@ optimizer's own parameters, ...) stock TPE splits every finished trial into good
 and before that it derives the groups again from every finished trial. At trial 1,000 here
 that was 45 of the 80 ms the sampler spent per trial, growing with the study. The split is the
 same for every group of one trial, and a finished trial never changes, so here the split is
-done once per trial and the groups are extended with new trials only. tests/search/test_tpe.py
+done once per trial and the groups are extended with new trials only. Each group also converts
+every trial's parameters to the estimator's internal form again, twice (good and bad side);
+here a finished trial's row is converted once per group and kept. tests/search/test_tpe.py
 checks that the draws are the same as stock TPE's, trial for trial.
 
 This leans on two private parts of Optuna 5's TPE (``_split_trials`` and the group search
@@ -18,6 +20,7 @@ import copy
 import warnings
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import ExperimentalWarning
@@ -27,6 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 _Split = tuple[list[FrozenTrial], list[FrozenTrial]]
 _SplitKey = tuple[int, int, tuple[tuple[int, int, int], ...]]
+_Row = tuple[Any, ...] | None  # a trial's internal values for one search space; None: lacks one
+_SpaceKey = tuple[tuple[str, BaseDistribution], ...]
 
 
 class _GroupsFromNewTrials:
@@ -65,6 +70,7 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
             super().__init__(multivariate=True, group=True, **kwargs)
         self._group_decomposed_search_space = _GroupsFromNewTrials()  # type: ignore[assignment]
         self._splits: dict[_SplitKey, _Split] = {}
+        self._rows: dict[_SpaceKey, dict[int, _Row]] = {}
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -111,3 +117,30 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         if key not in self._splits:
             self._splits[key] = tpe_module._split_trials(study, trials, n_below)
         return self._splits[key]
+
+    def _get_internal_repr(self, trials: list[FrozenTrial],
+                           search_space: dict[str, BaseDistribution],
+                           study: optuna.Study) -> dict[str, np.ndarray]:
+        # Optuna 5's TPESampler._get_internal_repr, with finished trials' rows kept per space.
+        # Same values, order and dtypes: each column is built from the same Python values.
+        rows = self._rows.setdefault(tuple(search_space.items()), {})
+        kept = []
+        for trial in trials:
+            if trial.state.is_finished():
+                if trial.number not in rows:
+                    rows[trial.number] = self._row(trial, search_space, study)
+                row = rows[trial.number]
+            else:  # running (constant liar): its relative draws may still arrive
+                row = self._row(trial, search_space, study)
+            if row is not None:
+                kept.append(row)
+        return {name: np.asarray([row[i] for row in kept])
+                for i, name in enumerate(search_space)}
+
+    def _row(self, trial: FrozenTrial, search_space: dict[str, BaseDistribution],
+             study: optuna.Study) -> _Row:
+        params = self._get_params(trial, study)
+        if not search_space.keys() <= params.keys():
+            return None
+        return tuple(distribution.to_internal_repr(params[name])
+                     for name, distribution in search_space.items())

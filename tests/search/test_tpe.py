@@ -108,3 +108,24 @@ def test_one_sampler_serves_one_study(tmp_path: Path) -> None:
             study.optimize(objective, n_trials=12)
     with pytest.raises(ValueError, match="one study"):
         study.optimize(objective, n_trials=1, catch=())
+
+
+def test_finished_trials_converted_once_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stock TPE converts every finished trial's parameters again, for each group, each trial.
+    converted: list[int] = []
+    get_params = optuna.samplers.TPESampler._get_params
+
+    def counted(self: optuna.samplers.TPESampler, trial: optuna.trial.FrozenTrial,
+                study: optuna.Study) -> dict[str, object]:
+        converted.append(trial.number)
+        return get_params(self, trial, study)
+
+    monkeypatch.setattr(optuna.samplers.TPESampler, "_get_params", counted)
+    sampler = ours(2, False)
+    study = run(sampler, 30)
+    groups = len(sampler._group_decomposed_search_space.calculate(study).search_spaces)
+    assert groups > 3
+    assert max(converted.count(n) for n in set(converted)) <= groups
+    converted.clear()
+    run(stock(2, False), 30)
+    assert max(converted.count(n) for n in set(converted)) > 10 * groups
