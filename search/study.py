@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
+from search.rungs import RungHalving, RungHyperband
 from search.spec import StudySpec
 from search.tpe import GroupedTPESampler
 
@@ -190,10 +191,9 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 }
 
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
-    "hyperband": lambda epochs: optuna.pruners.HyperbandPruner(
-        min_resource=1, max_resource=epochs, reduction_factor=3),
-    "sha": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=1, reduction_factor=3),
+    "hyperband": lambda epochs: RungHyperband(min_resource=1, max_resource=epochs,
+                                              reduction_factor=3),
+    "sha": lambda epochs: RungHalving(min_resource=1, reduction_factor=3),
     "median": lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
     "none": lambda epochs: optuna.pruners.NopPruner(),
 }
