@@ -13,6 +13,7 @@ already there), then efficiency.md (tables) and efficiency.png (curves).
 
     python benchmarks/efficiency.py                       # everything (about 1.5 h on 2 cores)
     python benchmarks/efficiency.py --tasks digits --seeds 0
+    python benchmarks/efficiency.py --tasks shapes --strategies tpe+hyperband gp+none
     python benchmarks/efficiency.py --summary-only
 """
 
@@ -104,7 +105,20 @@ def done_runs(path: Path) -> set[tuple]:
     return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"]) for r in rows}
 
 
-def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None) -> None:
+def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
+    """The strategies named by their labels (as in the tables), or all of them."""
+    if only is None:
+        return STRATEGIES
+    by_label = {label({"sampler": s, "pruner": p, "patience": n}): (s, p, n)
+                for s, p, n in STRATEGIES}
+    unknown = sorted(set(only) - set(by_label))
+    if unknown:
+        raise SystemExit(f"unknown strategy {unknown[0]!r}; known: {', '.join(by_label)}")
+    return [by_label[name] for name in only]
+
+
+def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
+            strategies: list[tuple[str, str, int]]) -> None:
     for name in names:
         # One file per task, so the tasks can run as two processes side by side.
         path = out / f"efficiency-{name}.jsonl"
@@ -116,7 +130,7 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None) -
             ensure_shapes()
         data = load_bundle(task.data)
         for seed in seeds:
-            for sampler, pruner, patience in STRATEGIES:
+            for sampler, pruner, patience in strategies:
                 if (name, sampler, pruner, patience, seed) in done:
                     continue
                 row = {"task": name, **run_one(task, data, sampler, pruner, patience, seed)}
@@ -136,13 +150,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--trials", type=int, help="override every task's trial count (smoke runs)")
+    parser.add_argument("--strategies", nargs="+", metavar="LABEL",
+                        help="only these, by table label (tpe+sha, gp+none, tpe+sha+patience2)")
     parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args()
+    strategies = chosen(args.strategies)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
-        run_all(args.tasks, args.seeds, args.out, args.trials)
+        run_all(args.tasks, args.seeds, args.out, args.trials, strategies)
     summarise(args.out)
 
 
