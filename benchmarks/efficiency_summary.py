@@ -89,9 +89,15 @@ def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
         if not unpruned or runs is unpruned:
             continue
         epochs_none, epochs = spent(unpruned, "epochs"), spent(runs, "epochs")
+        # The anytime reading: epochs until each first matched the unpruned run's median best.
+        target = median_best(unpruned)
+        to_target = median([reach(r, target, "epochs") for r in runs])
+        to_target_none = median([reach(r, target, "epochs") for r in unpruned])
         lines.append(f"- {name}: {epochs:.0f} / {epochs_none:.0f} epochs = "
                      f"{epochs / epochs_none:.2f} of {runs[0]['sampler']}+none; best val "
-                     f"{median_best(runs):.4f} vs {median_best(unpruned):.4f}")
+                     f"{median_best(runs):.4f} vs {median_best(unpruned):.4f}; to reach "
+                     f"{target:.4f}: {to_target:.0f} vs {to_target_none:.0f} epochs = "
+                     f"{to_target / to_target_none:.2f}")
     return lines
 
 
