@@ -53,11 +53,7 @@ class RetrainResult:
 
 def full_data(options: DataOptions) -> DataOptions:
     """The options with any search-time subsetting undone: the final model sees all of train+val."""
-    # The search may have trained on a subset (a DataOptions field some versions have).
-    names = {f.name: f for f in dataclasses.fields(options)}
-    if "train_subset" in names:
-        return dataclasses.replace(options, train_subset=names["train_subset"].default)
-    return options
+    return dataclasses.replace(options, train_subset=None)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

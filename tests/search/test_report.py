@@ -222,16 +222,11 @@ def test_retrain_bad_config_is_one_line(workdir: Path, capsys: pytest.CaptureFix
     assert code == 2 and err.count("\n") == 1 and needle in err
 
 
-@dataclass(frozen=True)
-class _SubsetOptions:
-    dataset: str = "digits"
-    train_subset: int | None = None
-
-
 @pytest.mark.parametrize("options, expected", [
-    (_SubsetOptions(train_subset=500), _SubsetOptions(train_subset=None)),
+    (DataOptions(train_subset=500, split_seed=3), DataOptions(split_seed=3)),
     (DataOptions(split_seed=3), DataOptions(split_seed=3)),
 ])
-def test_retrain_full_data_undoes_a_search_subset(options: object, expected: object) -> None:
+def test_retrain_full_data_undoes_a_search_subset(options: DataOptions,
+                                                  expected: DataOptions) -> None:
     # Rule: the final retrain uses all of train+val even when the search trained on a subset.
-    assert retrain.full_data(options) == expected  # type: ignore[arg-type]
+    assert retrain.full_data(options) == expected
