@@ -2,17 +2,21 @@
 
 Images are decoded with ``torchvision.io`` into one preallocated uint8 tensor, resized to one
 square size, and cached under ``<data_dir>/cache/`` keyed by every file's path, size and mtime,
-so later runs and other workers load a single file instead of decoding again.
+so later runs and other workers load a single file instead of decoding again. Workers of one
+machine that find the cache cold at the same time decode it once: the others wait on a lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import statistics
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,16 +265,44 @@ def load_tree(root: Path, cache_dir: Path, image_size: int | None = None) -> Dec
     key = cache_key(parts, image_size)
     path = cache_path(cache_dir, root, image_size, key)
     cached = _load_cached(path) if path.exists() else None
-    if cached is not None:
-        if cached.skipped:
-            warnings.warn(f"skipped {len(cached.skipped)} unreadable image(s) under {str(root)!r} "
-                          f"(cached): {', '.join(cached.skipped[:5])}", stacklevel=2)
-        return cached
+    if cached is None:
+        with _one_decoder(path):
+            # Workers started together wait here for the first; then the cache is warm.
+            cached = _load_cached(path) if path.exists() else None
+            if cached is None:
+                tree = _decode_quietly(root, classes, parts, image_size)
+                _save(path, tree)
+                return tree
+    if cached.skipped:
+        warnings.warn(f"skipped {len(cached.skipped)} unreadable image(s) under {str(root)!r} "
+                      f"(cached): {', '.join(cached.skipped[:5])}", stacklevel=2)
+    return cached
+
+
+def _decode_quietly(root: Path, classes: tuple[str, ...], parts: list[Part],
+                    image_size: int | None) -> Decoded:
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, once per call;
         # they remain the pinned, bundled decoders here.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
-        size = image_size or typical_size(train.files)
-        tree = decode_tree(root, classes, parts, size)
-    _save(path, tree)
-    return tree
+        size = image_size or typical_size(parts[0].files)
+        return decode_tree(root, classes, parts, size)
+
+
+def lock_path(path: Path) -> Path:
+    """One lock per tree and image size (the cache file's name without its content key)."""
+    return path.with_name(f".{path.name.rsplit('-', 1)[0]}.lock")
+
+
+@contextmanager
+def _one_decoder(path: Path) -> Iterator[None]:
+    """Hold the tree's decode lock (flock: the workers of one machine) while decoding it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path(path), "a")  # noqa: SIM115 - closed below, lock with it
+    except OSError:  # a cache folder we cannot write: decode unlocked, as before the cache
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 import torch
 
 from search.data import DataError, DataOptions, default_study_name, load_bundle, load_test_split
-from search.imagefolder import MAX_DEFAULT_SIZE, load_tree
+from search.imagefolder import MAX_DEFAULT_SIZE, load_tree, lock_path
 from tests.search.dataset_files import encode, write_tree
 
 
@@ -113,6 +116,33 @@ def test_load_tree_second_load_decodes_nothing(tree: Path, tmp_path: Path) -> No
     # Rule: an unchanged tree (paths, sizes, mtimes) is read from the cache, decoding nothing.
     assert second.decoded == 0 and torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+
+
+def _load_in_child(tree: Path, cache: Path, results: multiprocessing.Queue) -> None:
+    results.put("loading")
+    loaded = load_tree(tree, cache)
+    results.put((loaded.decoded, tuple(loaded.x.shape)))
+
+
+def test_load_tree_waits_for_a_worker_decoding_the_same_tree(tree: Path, tmp_path: Path) -> None:
+    # Workers started together on a cold cache: one decodes, the rest wait and read its cache.
+    warm = load_tree(tree, tmp_path / "other")
+    (cached,) = (tmp_path / "other").glob("*.pt")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with open(lock_path(cache / cached.name), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker is decoding this tree
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        child = context.Process(target=_load_in_child, args=(tree, cache, results))
+        child.start()
+        assert results.get(timeout=60) == "loading"
+        time.sleep(1.0)  # unlocked, the child would decode 18 small images well within this
+        shutil.copy(cached, cache / cached.name)  # the other worker's cache lands
+    # Rule: the waiting worker reads the cache the first one wrote and decodes nothing itself.
+    assert results.get(timeout=60) == (0, tuple(warm.x.shape))
+    child.join(timeout=60)
+    assert child.exitcode == 0
 
 
 def test_load_tree_changed_tree_invalidates_cache(tree: Path, tmp_path: Path) -> None:
