@@ -77,8 +77,11 @@ def ensure_shapes() -> None:
 def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: int,
             seed: int) -> dict[str, Any]:
     """One in-memory search; returns its per-trial log."""
+    # A fixed name: Hyperband puts each trial in a bracket by a hash of the study's name, and
+    # Optuna's default name is a random UUID, so reruns of a seed would not repeat.
     study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed),
-                                pruner=make_pruner(pruner, task.epochs))
+                                pruner=make_pruner(pruner, task.epochs),
+                                study_name=f"efficiency-seed-{seed}")
     objective = Objective(data, task.space, task.epochs, seed, torch.device("cpu"),
                           patience=patience)
     log: list[dict[str, Any]] = []
