@@ -29,7 +29,7 @@ from typing import Any
 
 import optuna
 import torch
-from efficiency_summary import best, label, summarise  # benchmarks/ is on sys.path as a script
+from efficiency_summary import TRIALS, best, label, summarise  # benchmarks/ is on sys.path
 
 from model_space import SearchSpace
 from search.data import DataBundle, DataOptions, load_bundle
@@ -51,10 +51,10 @@ class Task:
 def tasks() -> dict[str, Task]:
     # The shapes task narrows widths so a trial costs seconds, not minutes, on 2 cores.
     return {
-        "digits": Task(DataOptions(), SearchSpace(), epochs=8, trials=100),
+        "digits": Task(DataOptions(), SearchSpace(), epochs=8, trials=TRIALS["digits"]),
         "shapes": Task(DataOptions(dataset=str(SHAPES_DIR.resolve()), train_subset=1000),
                        SearchSpace(depth=(1, 3), widths=(8, 16, 32), augment=(True,)),
-                       epochs=6, trials=40),
+                       epochs=6, trials=TRIALS["shapes"]),
     }
 
 
@@ -105,7 +105,8 @@ def done_runs(path: Path) -> set[tuple]:
     if not path.exists():
         return set()
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"]) for r in rows}
+    return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"], len(r["trials"]))
+            for r in rows}
 
 
 def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
@@ -134,7 +135,7 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
         data = load_bundle(task.data)
         for seed in seeds:
             for sampler, pruner, patience in strategies:
-                if (name, sampler, pruner, patience, seed) in done:
+                if (name, sampler, pruner, patience, seed, task.trials) in done:
                     continue
                 row = {"task": name, **run_one(task, data, sampler, pruner, patience, seed)}
                 with path.open("a") as f:
@@ -152,7 +153,9 @@ def main() -> None:
                         choices=["digits", "shapes"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--trials", type=int, help="override every task's trial count (smoke runs)")
+    parser.add_argument("--trials", type=int,
+                        help="override every task's trial count (smoke runs, equal-budget runs); "
+                             "the tables list such runs apart, as '<strategy>, N trials'")
     parser.add_argument("--strategies", nargs="+", metavar="LABEL",
                         help="only these, by table label (tpe+sha, gp+none, tpe+sha+patience2)")
     parser.add_argument("--summary-only", action="store_true")

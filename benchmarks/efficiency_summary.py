@@ -21,12 +21,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 # The default for each task's kind of data (search.spec.default_pruner): what the README quotes.
 DEFAULTS = {"digits": "tpe+sha", "shapes": "tpe+hyperband"}
 BASELINE = "random+none"
+# Trials per run of each task; a run of another length (--trials) is a strategy of its own.
+TRIALS = {"digits": 100, "shapes": 40}
 Run = dict[str, Any]
 
 
 def label(run: Run) -> str:
     patience = f"+patience{run['patience']}" if run["patience"] else ""
-    return f"{run['sampler']}+{run['pruner']}{patience}"
+    name = f"{run['sampler']}+{run['pruner']}{patience}"
+    n = len(run.get("trials", ()))
+    if "task" in run and n != TRIALS.get(run["task"], n):
+        name += f", {n} trials"
+    return name
 
 
 def load(out: Path) -> dict[str, dict[str, list[Run]]]:
