@@ -5,8 +5,8 @@ Optuna's ``prune`` returns False, but only after reading the trial's rung bookke
 from the storage: one database round trip per epoch for nothing. These subclasses answer
 False without it, and hand every question that reaches or passes a rung step to Optuna's own
 ``prune``, so the decisions are the same (tests/search/test_rungs.py runs both side by side).
-They stay subclasses because Optuna treats a HyperbandPruner specially (each bracket's
-trials are a study of their own to the sampler).
+They stay subclasses because Optuna checks for a HyperbandPruner: it hands the sampler a
+per-bracket view of the study, and anything else would change what the sampler is given.
 """
 
 from __future__ import annotations
