@@ -300,7 +300,7 @@ def _one_decoder(path: Path) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path(path), "a")  # noqa: SIM115 - closed below, lock with it
-    except OSError:  # a cache folder we cannot write: decode unlocked, as before the cache
+    except OSError:  # no lock file possible (a folder we cannot write): decode without one
         yield
         return
     with handle:
