@@ -1,5 +1,6 @@
 """What can be searched: the space, one sampled configuration, and the model it builds."""
 
+from model_space._baseline import baseline_config, baseline_params
 from model_space._config import TrialConfig
 from model_space._model import build_model, count_parameters
 from model_space._optim import OPTIMIZER_FACTORIES, build_optimizer
@@ -13,6 +14,8 @@ __all__ = [
     "SearchSpace",
     "SpaceError",
     "TrialConfig",
+    "baseline_config",
+    "baseline_params",
     "build_model",
     "build_optimizer",
     "count_parameters",
