@@ -13,6 +13,7 @@ from model_space import TrialConfig, sample_config
 from search.plots import PLOTS
 from search.render import Image, Section, Table, Text
 from search.spec import StudySpec
+from search.study import BASELINE_ATTR
 
 TOP = 10
 
@@ -44,6 +45,17 @@ def trial_counts(trials: list[FrozenTrial]) -> str:
     return f"{len(trials)} trials: " + ", ".join(parts)
 
 
+def _baseline(trials: list[FrozenTrial], best: FrozenTrial) -> list[tuple[str, str]]:
+    """How far the search got past the textbook recipe it started from, if it did start there."""
+    first = next((t for t in trials if t.user_attrs.get(BASELINE_ATTR)), None)
+    if first is None:
+        return []
+    if first.state != TrialState.COMPLETE or first.value is None:
+        return [("textbook recipe", f"trial #{first.number}, {first.state.name.lower()}")]
+    return [("textbook recipe", f"trial #{first.number}, validation accuracy {first.value:.4f}; "
+                                f"the best trial is {best.value - first.value:+.4f} over it")]
+
+
 def _summary(f: ReportFacts) -> Table:
     trials = f.study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -58,6 +70,7 @@ def _summary(f: ReportFacts) -> Table:
                           f"(mean ± std over {len(m['per_seed'])} retrains: {per_seed})"),
         ("retrained model", f"{m['n_params']:,} parameters, {m['epochs']} epochs on train+val, "
                             f"{m['train_seconds']:.1f} s of training in all on {m['device']}"),
+        *_baseline(trials, f.best),
         ("trials", trial_counts(trials)),
         ("epochs spent", f"{spent} of {unpruned} without pruning ({len(finished)} finished trials × "
                          f"{f.spec.epochs} epochs) = {spent / max(unpruned, 1):.0%}"),

@@ -33,7 +33,13 @@ from search.spec import (
     read_toml,
 )
 from search.storage import check_writable, create_user_storage, open_user_storage, storage_exists
-from search.study import default_storage, load_or_create, mask_url, stored_spec
+from search.study import (
+    default_storage,
+    enqueue_baseline,
+    load_or_create,
+    mask_url,
+    stored_spec,
+)
 from search.workers import (
     WorkerJob,
     build_objective,
@@ -46,8 +52,8 @@ from search.workers import (
 
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
-SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "data_dir", "image_size",
-              "train_subset")
+SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "baseline", "data_dir",
+              "image_size", "train_subset")
 RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs")
 
 
@@ -73,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLER_NAMES, help="default tpe")
     p.add_argument("--pruner", choices=PRUNER_NAMES,
                    help="default: sha (successive halving) on digits, hyperband on other data")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
+                   help="try the textbook recipe (SGD, Nesterov, cosine) as a new study's first "
+                        "trial (default on)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--jobs", type=cli.positive_int,
                    help="worker processes on this machine, sharing the study (default 1)")
@@ -145,6 +154,26 @@ def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> No
               "failed; its parameters run again first", file=sys.stderr)
 
 
+def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
+                    data: DataBundle) -> optuna.Study:
+    """The study, created with its spec and (spec.baseline) first trial if it is new; its note.
+
+    Under the study's lock: machines that start a new study together would otherwise each find
+    no spec (or no note) and write it, and Optuna's attribute writes (read, then insert) fail
+    the losers with a unique-key error. One writes; the others find what it wrote.
+    """
+    lock = target_lock(storage, name)
+    lock.acquire()
+    try:
+        study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+        if spec.baseline and not study.get_trials(deepcopy=False):
+            enqueue_baseline(study, spec.space)
+        write_study_note(study, url, spec, data)
+    finally:
+        lock.release()
+    return study
+
+
 def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
                 run: RunOptions) -> tuple[RDBStorage, optuna.Study, StudySpec, DataBundle, str]:
     """(storage, study, spec, data, url): every check that can refuse comes before any write."""
@@ -160,7 +189,7 @@ def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
     spec = default_augment(spec, asked_spec, stored, data.input_shape)
     spec = default_pruner(spec, asked_spec, stored)
     storage = storage or create_user_storage(url)
-    study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+    study = _create_or_load(storage, name, spec, url, data)
     _announce_orphans(study, storage, name)
     return storage, study, spec, data, url
 
@@ -178,7 +207,6 @@ def run_search(args: argparse.Namespace) -> int:
               "nothing to do. Raise --trials to add more.")
         print(summary(study, run.trials, shown_url, 0.0))
         return cli.EXIT_OK
-    write_study_note(study, url, spec, data)
     if run.jobs > 1:
         return _run_jobs(study, run, name, url, args.save_models, show=not args.quiet)
     objective = build_objective(name, spec, data, device, args.save_models)

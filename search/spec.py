@@ -53,6 +53,9 @@ class StudySpec:
     sampler: str = "tpe"
     # Successive halving beat Hyperband on digits at equal budget (README, "Choosing defaults").
     pruner: str = "sha"
+    # A new study's first trial is the textbook recipe (model_space.baseline_params), so the
+    # search starts from a usable model: README, "Search efficiency".
+    baseline: bool = True
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self) -> None:
@@ -72,13 +75,15 @@ class StudySpec:
         _whole("seed", self.seed, 0)
         _one_of("sampler", self.sampler, SAMPLER_NAMES)
         _one_of("pruner", self.pruner, PRUNER_NAMES)
+        if not isinstance(self.baseline, bool):
+            raise SpecError(f"baseline must be true or false but got {self.baseline!r}")
 
     def to_flat(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""
         flat = dataclasses.asdict(self.data)
         del flat["download"]  # how to fetch the files, not what they are
         flat.update(epochs=self.epochs, patience=self.patience, seed=self.seed,
-                    sampler=self.sampler, pruner=self.pruner)
+                    sampler=self.sampler, pruner=self.pruner, baseline=self.baseline)
         flat["space"] = self.space.to_dict()
         return flat
 

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
+from model_space import SearchSpace, baseline_params
 from search.rungs import RungHalving, RungHyperband
 from search.spec import StudySpec
 from search.tpe import GroupedTPESampler
@@ -210,6 +211,18 @@ def make_sampler(name: str, seed: int, parallel: bool = False) -> optuna.sampler
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return PRUNERS[name](epochs)
+
+
+BASELINE_ATTR = "baseline"
+
+
+def enqueue_baseline(study: optuna.Study, space: SearchSpace) -> None:
+    """Queue the textbook configuration (model_space.baseline_params) as the study's first trial.
+
+    Callers do this only for a study with no trials yet, under the trial gate's lock where other
+    workers may race, so one study gets one baseline.
+    """
+    study.enqueue_trial(baseline_params(space), user_attrs={BASELINE_ATTR: True})
 
 
 def stored_spec(storage: RDBStorage, study: str) -> dict[str, Any] | None:

@@ -155,6 +155,8 @@ CASES = [
          "integer >= 1 but got -5", spec("trials = -5\n")),
     Case("run-negative-patience-in-spec", "run", ("--config", "spec.toml"), "patience must be an "
          "integer >= 0 but got -2", spec("patience = -2\n")),
+    Case("run-baseline-not-a-bool-in-spec", "run", ("--config", "spec.toml"), "baseline must be "
+         "true or false but got 'yes'", spec('baseline = "yes"\n')),
     Case("run-contradicts-stored-spec", "run", ("--epochs", "3"), "epochs=1, not 3", study),
     # search.run: storage
     Case("run-postgres-closed-port", "run", ("--storage", PG_CLOSED, *TINY), "127.0.0.1:1",

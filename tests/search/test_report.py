@@ -88,6 +88,8 @@ def test_report_writes_every_file(reported: Reported) -> None:
     text = (reported.out / "report.md").read_text()
     for needle in ("test accuracy", "epochs spent", "search wall time", "Top 10", "(plots/"):
         assert needle in text
+    # Rule: the summary says how the best trial compares with the recipe the search began with.
+    assert "| textbook recipe | trial #0, " in text
 
 
 def test_report_metrics_and_config_hold_what_retraining_needs(reported: Reported) -> None:

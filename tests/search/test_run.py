@@ -12,7 +12,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from model_space import baseline_params
 from search.run import main
+from search.spec import StudySpec
+from search.study import stored_spec
 
 TINY = ["--epochs", "2", "--config", "tiny.toml", "--quiet"]
 
@@ -63,6 +66,27 @@ def test_run_target_is_a_study_wide_total(workdir: Path) -> None:
     assert len(states(load(db))) == 3
     assert main(["--trials", "5", "--quiet"]) == 0  # the stored spec is reused
     assert finished(load(db)) == 5
+
+
+def baseline_trials(study: optuna.Study) -> list[int]:
+    return [t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline")]
+
+
+def test_run_starts_a_new_study_with_the_baseline_once(workdir: Path) -> None:
+    # Rule: a new study's first trial is the textbook recipe fitted to its space; a resumed
+    # study does not get it again, and --no-baseline (stored in the spec) leaves it out.
+    assert main(["--trials", "2", *TINY]) == 0
+    study = load(workdir / "studies" / "digits.db")
+    space = StudySpec.from_flat(stored_spec(study._storage, "digits")).space
+    assert baseline_trials(study) == [0]
+    assert study.trials[0].params == baseline_params(space)
+    assert main(["--trials", "3", "--quiet"]) == 0
+    assert baseline_trials(load(workdir / "studies" / "digits.db")) == [0]
+    assert main(["--trials", "2", "--study", "plain", "--no-baseline", *TINY]) == 0
+    plain = load(workdir / "studies" / "plain.db", "plain")
+    assert baseline_trials(plain) == []
+    assert plain.trials[0].params != baseline_params(space)
+    assert stored_spec(plain._storage, "plain")["baseline"] is False
 
 
 def test_run_refuses_a_spec_that_contradicts_the_stored_one(workdir: Path, capsys) -> None:

@@ -173,6 +173,26 @@ def test_jobs_on_default_sqlite_never_lock_and_stop_at_the_target(workdir: Path)
     assert "16 finished trials (target 16)" in result.stdout
     assert len(trials) == 16 and all(t.state in FINISHED for t in trials)
     assert len({worker_index(t) for t in trials}) >= 2
+    assert [t.number for t in trials if t.user_attrs.get("baseline")] == [0]
+
+
+def test_machines_starting_a_new_study_together_queue_one_baseline(server: str,
+                                                                   workdir: Path) -> None:
+    # Rule: three runs that open the same new study on a server at once (three machines) run
+    # the textbook recipe once between them, as one of the target's trials.
+    name = f"scale-{uuid.uuid4().hex[:12]}"
+    args = [sys.executable, "-m", "search.run", "--study", name, "--storage", server,
+            "--trials", "6", "--epochs", "1", "--config", "tiny.toml", "--quiet"]
+    procs = [subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        outcomes = [proc.communicate(timeout=240) for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0, 0], [err for _, err in outcomes]
+        trials = optuna.load_study(study_name=name, storage=server).get_trials(deepcopy=False)
+        assert len(trials) == 6 and all(t.state in FINISHED for t in trials)
+        assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+    finally:
+        optuna.delete_study(study_name=name, storage=server)
 
 
 def test_jobs_sigterm_fails_running_trials_and_leaves_none_running(workdir: Path) -> None:
