@@ -14,6 +14,7 @@ already there), then efficiency.md (tables) and efficiency.png (curves).
     python benchmarks/efficiency.py                       # everything (about 1.5 h on 2 cores)
     python benchmarks/efficiency.py --tasks digits --seeds 0
     python benchmarks/efficiency.py --tasks shapes --strategies tpe+hyperband gp+none
+    python benchmarks/efficiency.py --strategies tpe+sha tpe+none --baseline   # as search.run
     python benchmarks/efficiency.py --summary-only
 """
 
@@ -34,7 +35,7 @@ from efficiency_summary import TRIALS, best, label, summarise  # benchmarks/ is 
 from model_space import SearchSpace
 from search.data import DataBundle, DataOptions, load_bundle
 from search.objective import Objective
-from search.study import make_pruner, make_sampler
+from search.study import enqueue_baseline, make_pruner, make_sampler
 
 OUT = Path("reports/benchmarks")
 SHAPES_DIR = Path("data/bench-shapes")
@@ -75,13 +76,15 @@ def ensure_shapes() -> None:
 
 
 def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: int,
-            seed: int) -> dict[str, Any]:
-    """One in-memory search; returns its per-trial log."""
+            seed: int, baseline: bool) -> dict[str, Any]:
+    """One in-memory search; returns its per-trial log. ``baseline``: the recipe goes first."""
     # A fixed name: Hyperband puts each trial in a bracket by a hash of the study's name, and
     # Optuna's default name is a random UUID, so reruns of a seed would not repeat.
     study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed),
                                 pruner=make_pruner(pruner, task.epochs),
                                 study_name=f"efficiency-seed-{seed}")
+    if baseline:
+        enqueue_baseline(study, task.space)
     objective = Objective(data, task.space, task.epochs, seed, torch.device("cpu"),
                           patience=patience)
     log: list[dict[str, Any]] = []
@@ -98,15 +101,15 @@ def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: i
     study.optimize(objective, n_trials=task.trials, callbacks=[record],
                    catch=(RuntimeError, MemoryError), gc_after_trial=False)
     return {"sampler": sampler, "pruner": pruner, "patience": patience, "seed": seed,
-            "trials": log}
+            "baseline": baseline, "trials": log}
 
 
 def done_runs(path: Path) -> set[tuple]:
     if not path.exists():
         return set()
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"], len(r["trials"]))
-            for r in rows}
+    return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"], len(r["trials"]),
+             r.get("baseline", False)) for r in rows}
 
 
 def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
@@ -122,7 +125,7 @@ def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
 
 
 def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
-            strategies: list[tuple[str, str, int]]) -> None:
+            strategies: list[tuple[str, str, int]], baseline: bool) -> None:
     for name in names:
         # One file per task, so the tasks can run as two processes side by side.
         path = out / f"efficiency-{name}.jsonl"
@@ -135,9 +138,10 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
         data = load_bundle(task.data)
         for seed in seeds:
             for sampler, pruner, patience in strategies:
-                if (name, sampler, pruner, patience, seed, task.trials) in done:
+                if (name, sampler, pruner, patience, seed, task.trials, baseline) in done:
                     continue
-                row = {"task": name, **run_one(task, data, sampler, pruner, patience, seed)}
+                row = {"task": name,
+                       **run_one(task, data, sampler, pruner, patience, seed, baseline)}
                 with path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 last = row["trials"][-1]
@@ -158,6 +162,9 @@ def main() -> None:
                              "the tables list such runs apart, as '<strategy>, N trials'")
     parser.add_argument("--strategies", nargs="+", metavar="LABEL",
                         help="only these, by table label (tpe+sha, gp+none, tpe+sha+patience2)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="queue the textbook recipe as each study's first trial, as "
+                             "search.run does by default; the tables add '+baseline'")
     parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args()
     strategies = chosen(args.strategies)
@@ -165,7 +172,7 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
-        run_all(args.tasks, args.seeds, args.out, args.trials, strategies)
+        run_all(args.tasks, args.seeds, args.out, args.trials, strategies, args.baseline)
     summarise(args.out)
 
 

@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 # The default for each task's kind of data (search.spec.default_pruner): what the README quotes.
-DEFAULTS = {"digits": "tpe+sha", "shapes": "tpe+hyperband"}
-BASELINE = "random+none"
+DEFAULTS = {"digits": "tpe+sha+baseline", "shapes": "tpe+hyperband+baseline"}
+RANDOM = "random+none"
 # Trials per run of each task; a run of another length (--trials) is a strategy of its own.
 TRIALS = {"digits": 100, "shapes": 40}
 Run = dict[str, Any]
@@ -28,7 +28,8 @@ Run = dict[str, Any]
 
 def label(run: Run) -> str:
     patience = f"+patience{run['patience']}" if run["patience"] else ""
-    name = f"{run['sampler']}+{run['pruner']}{patience}"
+    start = "+baseline" if run.get("baseline") else ""
+    name = f"{run['sampler']}+{run['pruner']}{patience}{start}"
     n = len(run.get("trials", ()))
     if "task" in run and n != TRIALS.get(run["task"], n):
         name += f", {n} trials"
@@ -71,7 +72,7 @@ def spent(runs: list[Run], axis: str) -> float:
 
 
 def strategy_rows(strategies: dict[str, list[Run]]) -> list[dict[str, Any]]:
-    target = median_best(strategies.get(BASELINE, []))
+    target = median_best(strategies.get(RANDOM, []))
     rows = []
     for name, runs in strategies.items():
         bests = [best(r) for r in runs]
@@ -91,7 +92,7 @@ def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
     """Epochs of each pruned or patient strategy over the same sampler with neither."""
     lines = []
     for name, runs in sorted(strategies.items()):
-        unpruned = strategies.get(f"{runs[0]['sampler']}+none")
+        unpruned = strategies.get(label({**runs[0], "pruner": "none", "patience": 0}))
         if not unpruned or runs is unpruned:
             continue
         epochs_none, epochs = spent(unpruned, "epochs"), spent(runs, "epochs")
@@ -100,32 +101,32 @@ def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
         to_target = median([reach(r, target, "epochs") for r in runs])
         to_target_none = median([reach(r, target, "epochs") for r in unpruned])
         lines.append(f"- {name}: {epochs:.0f} / {epochs_none:.0f} epochs = "
-                     f"{epochs / epochs_none:.2f} of {runs[0]['sampler']}+none; best val "
+                     f"{epochs / epochs_none:.2f} of {label(unpruned[0])}; best val "
                      f"{median_best(runs):.4f} vs {median_best(unpruned):.4f}; to reach "
                      f"{target:.4f}: {to_target:.0f} vs {to_target_none:.0f} epochs = "
                      f"{to_target / to_target_none:.2f}")
     return lines
 
 
-def default_vs_baseline(task: str, strategies: dict[str, list[Run]]) -> str:
+def default_vs_random(task: str, strategies: dict[str, list[Run]]) -> str:
     default = DEFAULTS.get(task, "tpe+sha")
-    if default not in strategies or BASELINE not in strategies:
+    if default not in strategies or RANDOM not in strategies:
         return ""
-    base = strategies[BASELINE]
+    base = strategies[RANDOM]
     target = median_best(base)
     lines = []
     for axis in ("wall", "cpu", "epochs"):
         ours = median([reach(r, target, axis) for r in strategies[default]])
         theirs = spent(base, axis)
-        lines.append(f"- {default} reaches {BASELINE}'s median best ({target:.4f}) in "
-                     f"{ours:.0f} {axis} (median over seeds) vs {theirs:.0f} for {BASELINE}'s "
+        lines.append(f"- {default} reaches {RANDOM}'s median best ({target:.4f}) in "
+                     f"{ours:.0f} {axis} (median over seeds) vs {theirs:.0f} for {RANDOM}'s "
                      f"whole run: {ours / theirs:.2f}x")
     return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| strategy | seeds | best val, median (min-max) | epochs | wall s | CPU s | "
-            f"epochs to {BASELINE} best | wall s to it |\n| --- |" + " --- |" * 7)
+            f"epochs to {RANDOM} best | wall s to it |\n| --- |" + " --- |" * 7)
     body = [f"| {r['strategy']} | {r['seeds']} | {r['best']:.4f} ({r['best_range'][0]:.4f}-"
             f"{r['best_range'][1]:.4f}) | {r['epochs']:.0f} | {r['wall']:.0f} | {r['cpu']:.0f} | "
             f"{r['reach_epochs']:.0f} | {r['reach_wall']:.0f} |" for r in rows]
@@ -149,6 +150,12 @@ def curve(runs: list[Run], axis: str, grid: list[float]) -> list[float]:
     return [statistics.median(column) for column in zip(*per_seed, strict=True)]
 
 
+def _marker(run: Run) -> str | None:
+    if run["patience"]:
+        return "o"
+    return "^" if run.get("baseline") else None
+
+
 def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
     tasks = sorted(runs)
     fig, axes = plt.subplots(len(tasks), 2, figsize=(15, 4.6 * len(tasks)), squeeze=False)
@@ -165,7 +172,7 @@ def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
                 ax.plot(grid, curve(strategy_runs, axis, grid), label=name, linewidth=width,
                         color=colours.get(first["sampler"], "black"),
                         linestyle=styles.get(first["pruner"], "-"),
-                        marker="o" if first["patience"] else None, markevery=25, markersize=4)
+                        marker=_marker(first), markevery=25, markersize=4)
             values = [best(r) for rs in runs[task].values() for r in rs]
             low = sorted(values)[len(values) // 10]
             ax.set_ylim(low - 0.02, max(values) + 0.005)
@@ -185,7 +192,7 @@ def summarise(out: Path) -> str:
     parts = []
     for task in sorted(runs):
         parts += [f"### {task}", "", table(strategy_rows(runs[task])), "",
-                  *pruning_ratios(runs[task]), default_vs_baseline(task, runs[task]), ""]
+                  *pruning_ratios(runs[task]), default_vs_random(task, runs[task]), ""]
     text = "\n".join(parts)
     (out / "efficiency.md").write_text(text)
     if runs:
