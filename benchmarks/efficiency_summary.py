@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 # The default for each task's kind of data (search.spec.default_pruner): what the README quotes.
-DEFAULTS = {"digits": "tpe+sha+baseline", "shapes": "tpe+hyperband+baseline"}
+DEFAULTS = {"digits": "tpe+sha", "shapes": "tpe+hyperband+baseline"}
 RANDOM = "random+none"
 # Trials per run of each task; a run of another length (--trials) is a strategy of its own.
 TRIALS = {"digits": 100, "shapes": 40}

@@ -28,6 +28,7 @@ from search.spec import (
     RunOptions,
     StudySpec,
     default_augment,
+    default_baseline,
     default_pruner,
     merge_stored,
     read_toml,
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: sha (successive halving) on digits, hyperband on other data")
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
                    help="try the textbook recipe (SGD, Nesterov, cosine) as a new study's first "
-                        "trial (default on)")
+                        "trial (default: on, except on digits)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--jobs", type=cli.positive_int,
                    help="worker processes on this machine, sharing the study (default 1)")
@@ -188,6 +189,7 @@ def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
     data = load_bundle(dataclasses.replace(spec.data, download=args.download))
     spec = default_augment(spec, asked_spec, stored, data.input_shape)
     spec = default_pruner(spec, asked_spec, stored)
+    spec = default_baseline(spec, asked_spec, stored)
     storage = storage or create_user_storage(url)
     study = _create_or_load(storage, name, spec, url, data)
     _announce_orphans(study, storage, name)

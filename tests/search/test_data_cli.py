@@ -43,6 +43,11 @@ def test_run_cli_short_search_on_each_dataset_kind(workdir: Path, dataset: str) 
     assert StudySpec.from_flat(spec).data.dataset == dataset
     # Rule: without --pruner, data other than the bundled digits gets Hyperband (measured).
     assert spec["pruner"] == "hyperband"
+    # Rule: and, without --no-baseline, the textbook recipe as its first trial (measured).
+    assert spec["baseline"] is True
+    first = optuna.load_study(study_name=name,
+                              storage=f"sqlite:///{workdir}/studies/{name}.db").trials[0]
+    assert first.user_attrs["baseline"] is True
 
 
 def test_run_cli_train_subset_and_image_size_are_stored(workdir: Path) -> None:
@@ -63,6 +68,9 @@ def test_run_cli_pruner_asked_or_stored_wins_over_the_data_default(workdir: Path
     assert stored(workdir, "cifar10", trials=4)["pruner"] == "sha"
     assert main(["--dataset", "digits", "--study", "d", *TINY]) == 0
     assert stored(workdir, "d")["pruner"] == "sha"
+    assert stored(workdir, "d")["baseline"] is False
+    assert main(["--dataset", "cifar10", "--study", "c", "--no-baseline", *TINY]) == 0
+    assert stored(workdir, "c")["baseline"] is False
 
 
 def test_run_cli_augment_set_in_spec_wins(workdir: Path) -> None:

@@ -35,7 +35,9 @@ class Reported:
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
-    """A real 4-trial search, then the real report with 2 seeds; load_test_split is spied on."""
+    """A real 4-trial search (the baseline first), then the real report with 2 seeds.
+
+    load_test_split is spied on."""
     root = tmp_path_factory.mktemp("reported")
     (root / "tiny.toml").write_text(TINY_SPACE_TOML)
     calls = {"search": 0, "report": 0}
@@ -55,7 +57,7 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
                 patch.setattr(module, "load_test_split", spy)
         try:
             assert run.main(["--trials", "4", "--epochs", "2", "--config", "tiny.toml",
-                             "--study", STUDY, "--quiet"]) == 0
+                             "--study", STUDY, "--baseline", "--quiet"]) == 0
             phase[0] = "report"
             assert report.main(["--study", STUDY, "--seeds", "2", "--device", "cpu"]) == 0
         finally:

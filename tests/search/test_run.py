@@ -73,16 +73,16 @@ def baseline_trials(study: optuna.Study) -> list[int]:
 
 
 def test_run_starts_a_new_study_with_the_baseline_once(workdir: Path) -> None:
-    # Rule: a new study's first trial is the textbook recipe fitted to its space; a resumed
-    # study does not get it again, and --no-baseline (stored in the spec) leaves it out.
-    assert main(["--trials", "2", *TINY]) == 0
+    # Rule: --baseline makes a new study's first trial the textbook recipe fitted to its space;
+    # a resumed study does not get it again. On digits it is off unless asked (measured).
+    assert main(["--trials", "2", "--baseline", *TINY]) == 0
     study = load(workdir / "studies" / "digits.db")
     space = StudySpec.from_flat(stored_spec(study._storage, "digits")).space
     assert baseline_trials(study) == [0]
     assert study.trials[0].params == baseline_params(space)
     assert main(["--trials", "3", "--quiet"]) == 0
     assert baseline_trials(load(workdir / "studies" / "digits.db")) == [0]
-    assert main(["--trials", "2", "--study", "plain", "--no-baseline", *TINY]) == 0
+    assert main(["--trials", "2", "--study", "plain", *TINY]) == 0
     plain = load(workdir / "studies" / "plain.db", "plain")
     assert baseline_trials(plain) == []
     assert plain.trials[0].params != baseline_params(space)

@@ -163,7 +163,7 @@ def test_killed_worker_trial_fails_and_is_retried_with_same_params() -> None:
 def test_jobs_on_default_sqlite_never_lock_and_stop_at_the_target(workdir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "search.run", "--trials", "16", "--jobs", "4", "--epochs", "1",
-         "--config", "tiny.toml", "--quiet"],
+         "--baseline", "--config", "tiny.toml", "--quiet"],
         cwd=workdir, text=True, capture_output=True, timeout=240)
     study = optuna.load_study(study_name="digits", storage="sqlite:///studies/digits.db")
     trials = study.get_trials(deepcopy=False)
@@ -182,7 +182,7 @@ def test_machines_starting_a_new_study_together_queue_one_baseline(server: str,
     # the textbook recipe once between them, as one of the target's trials.
     name = f"scale-{uuid.uuid4().hex[:12]}"
     args = [sys.executable, "-m", "search.run", "--study", name, "--storage", server,
-            "--trials", "6", "--epochs", "1", "--config", "tiny.toml", "--quiet"]
+            "--trials", "6", "--epochs", "1", "--baseline", "--config", "tiny.toml", "--quiet"]
     procs = [subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for _ in range(3)]
     try:
