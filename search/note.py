@@ -21,6 +21,13 @@ def _value(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value).lower()
 
 
+def _baseline_line(spec: StudySpec) -> str:
+    if not spec.baseline:
+        return ""
+    return ("\nThe first trial (user attr `baseline`) is the textbook recipe fitted into this "
+            "space: SGD with Nesterov momentum where allowed, channels doubling per block.")
+
+
 def study_note(name: str, url: str, spec: StudySpec, data: DataBundle) -> str:
     """Markdown for the study page; no test-split figures, since the search never reads it."""
     c, h, w = data.input_shape
@@ -35,7 +42,7 @@ dataset ships none) is read only by the report.
 
 **Search**: up to {spec.epochs} epochs per trial, sampler `{spec.sampler}`, pruner
 `{spec.pruner}`, seed {spec.seed}. Objective `val_accuracy`: validation accuracy of the last
-epoch.
+epoch.{_baseline_line(spec)}
 
 **Space**
 

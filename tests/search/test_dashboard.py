@@ -208,3 +208,6 @@ def test_study_note_lists_data_splits_space_and_export(tiny: DataBundle) -> None
     assert all(f"| `{key}` |" in note for key in StudySpec().space.to_dict())
     assert "python -m search.report --study mine --storage postgresql://u:***@db/s" in note
     assert "pw" not in note
+    # Rule: the note says whether the first trial is the textbook recipe.
+    assert "user attr `baseline`" in note
+    assert "baseline" not in study_note("mine", "sqlite:///x.db", StudySpec(baseline=False), tiny)
