@@ -34,7 +34,7 @@ def test_baseline_is_exactly_what_a_study_would_suggest(name: str) -> None:
 
 def test_baseline_on_the_default_space_is_the_textbook_sgd_recipe() -> None:
     assert baseline_config(SearchSpace()) == TrialConfig(
-        widths=(32, 64, 128), optimizer="sgd", lr=0.05, weight_decay=5e-4, dropout=0.1,
+        widths=(32, 64, 128), optimizer="sgd", lr=0.02, weight_decay=5e-4, dropout=0.1,
         batch_size=64, schedule="cosine", momentum=0.9, nesterov=True, augment=False)
 
 
