@@ -56,7 +56,7 @@ def one_trial(params: dict[str, Any], task: Task, data: DataBundle,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=list(settings()))
+    parser.add_argument("--tasks", nargs="+", default=list(settings()), choices=list(settings()))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

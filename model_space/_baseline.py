@@ -51,22 +51,16 @@ def _widths(space: SearchSpace) -> dict[str, int]:
             for i in range(depth)} | {"depth": depth}
 
 
+def _fit(value: Any, allowed: tuple[Any, ...]) -> Any:
+    """A recipe value inside the space: a switch among its choices, a number within its range."""
+    return _prefer(value, allowed) if isinstance(value, bool) else _clip(value, allowed)
+
+
 def _optimizer(space: SearchSpace) -> dict[str, Any]:
     name = next(o for o in RECIPES if o in space.optimizers)
-    recipe = RECIPES[name]
-    values: dict[str, Any] = {
-        "optimizer": name,
-        "lr": _clip(recipe["lr"], space.lr),
-        "weight_decay": _clip(recipe["weight_decay"], space.weight_decay),
-    }
-    if name == "sgd":
-        values["sgd_momentum"] = _clip(recipe["sgd_momentum"], space.sgd_momentum)
-        values["sgd_nesterov"] = _prefer(recipe["sgd_nesterov"], space.sgd_nesterov)
-    elif name == "rmsprop":
-        values["rmsprop_momentum"] = _clip(recipe["rmsprop_momentum"], space.rmsprop_momentum)
-    else:
-        values["adam_beta1"] = _clip(recipe["adam_beta1"], space.adam_beta1)
-    return values
+    # Each recipe key is also the space field that bounds it (lr, sgd_momentum, adam_beta1...).
+    return {"optimizer": name} | {key: _fit(value, getattr(space, key))
+                                  for key, value in RECIPES[name].items()}
 
 
 def baseline_params(space: SearchSpace) -> dict[str, Any]:
