@@ -188,10 +188,11 @@ def default_baseline(spec: StudySpec, asked: dict[str, Any],
     """A new study that does not say gets the baseline trial, except on the bundled digits.
 
     benchmarks/efficiency.py (README, "The first trial: a textbook recipe"): on 3x32x32 images
-    the recipe alone beat random search's whole run, and TPE + Hyperband ended higher with it
-    at every budget; on digits, where random draws reach 0.99 within a few trials, it ended
-    one validation image lower on one seed of five and was behind at small budgets (a strong
-    first trial raises successive halving's bar for the trials after it).
+    the recipe alone beat random search's median best, and TPE + Hyperband ended higher with
+    it and led at every budget; on digits, where random draws reach 0.99 within a few trials,
+    it gained nothing (same median best, same epochs) and took 3.5x the epochs to reach random
+    search's median best (a strong first trial raises successive halving's bar for the trials
+    after it).
     """
     if stored is not None or "baseline" in asked:
         return spec
