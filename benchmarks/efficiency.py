@@ -15,6 +15,7 @@ already there), then efficiency.md (tables) and efficiency.png (curves).
     python benchmarks/efficiency.py --tasks digits --seeds 0
     python benchmarks/efficiency.py --tasks shapes --strategies tpe+hyperband gp+none
     python benchmarks/efficiency.py --strategies tpe+sha tpe+none --baseline   # as search.run
+    python benchmarks/efficiency.py --tasks digits --epochs 15 --out reports/benchmarks/epochs15
     python benchmarks/efficiency.py --summary-only
 """
 
@@ -30,7 +31,14 @@ from typing import Any
 
 import optuna
 import torch
-from efficiency_summary import TRIALS, best, label, summarise  # benchmarks/ is on sys.path
+from efficiency_summary import (  # benchmarks/ is on sys.path
+    EPOCHS,
+    TRIALS,
+    best,
+    label,
+    max_epochs,
+    summarise,
+)
 
 from model_space import SearchSpace
 from search.data import DataBundle, DataOptions, load_bundle
@@ -52,10 +60,11 @@ class Task:
 def tasks() -> dict[str, Task]:
     # The shapes task narrows widths so a trial costs seconds, not minutes, on 2 cores.
     return {
-        "digits": Task(DataOptions(), SearchSpace(), epochs=8, trials=TRIALS["digits"]),
+        "digits": Task(DataOptions(), SearchSpace(), epochs=EPOCHS["digits"],
+                       trials=TRIALS["digits"]),
         "shapes": Task(DataOptions(dataset=str(SHAPES_DIR.resolve()), train_subset=1000),
                        SearchSpace(depth=(1, 3), widths=(8, 16, 32), augment=(True,)),
-                       epochs=6, trials=TRIALS["shapes"]),
+                       epochs=EPOCHS["shapes"], trials=TRIALS["shapes"]),
     }
 
 
@@ -101,7 +110,7 @@ def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: i
     study.optimize(objective, n_trials=task.trials, callbacks=[record],
                    catch=(RuntimeError, MemoryError), gc_after_trial=False)
     return {"sampler": sampler, "pruner": pruner, "patience": patience, "seed": seed,
-            "baseline": baseline, "trials": log}
+            "baseline": baseline, "max_epochs": task.epochs, "trials": log}
 
 
 def done_runs(path: Path) -> set[tuple]:
@@ -109,7 +118,7 @@ def done_runs(path: Path) -> set[tuple]:
         return set()
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
     return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"], len(r["trials"]),
-             r.get("baseline", False)) for r in rows}
+             r.get("baseline", False), max_epochs(r)) for r in rows}
 
 
 def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
@@ -125,7 +134,7 @@ def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
 
 
 def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
-            strategies: list[tuple[str, str, int]], baseline: bool) -> None:
+            strategies: list[tuple[str, str, int]], baseline: bool, epochs: int | None) -> None:
     for name in names:
         # One file per task, so the tasks can run as two processes side by side.
         path = out / f"efficiency-{name}.jsonl"
@@ -133,12 +142,15 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
         task = tasks()[name]
         if trials is not None:
             task = dataclasses.replace(task, trials=trials)
+        if epochs is not None:
+            task = dataclasses.replace(task, epochs=epochs)
         if name == "shapes":
             ensure_shapes()
         data = load_bundle(task.data)
         for seed in seeds:
             for sampler, pruner, patience in strategies:
-                if (name, sampler, pruner, patience, seed, task.trials, baseline) in done:
+                key = (name, sampler, pruner, patience, seed, task.trials, baseline, task.epochs)
+                if key in done:
                     continue
                 row = {"task": name,
                        **run_one(task, data, sampler, pruner, patience, seed, baseline)}
@@ -160,6 +172,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int,
                         help="override every task's trial count (smoke runs, equal-budget runs); "
                              "the tables list such runs apart, as '<strategy>, N trials'")
+    parser.add_argument("--epochs", type=int,
+                        help="override every task's epochs per trial (the pruners' maximum); "
+                             "the tables list such runs apart, as '<strategy>, N epochs'")
     parser.add_argument("--strategies", nargs="+", metavar="LABEL",
                         help="only these, by table label (tpe+sha, gp+none, tpe+sha+patience2)")
     parser.add_argument("--baseline", action="store_true",
@@ -168,11 +183,14 @@ def main() -> None:
     parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args()
     strategies = chosen(args.strategies)
+    if args.epochs is not None and args.epochs < 1:
+        raise SystemExit(f"--epochs must be at least 1, got {args.epochs}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
-        run_all(args.tasks, args.seeds, args.out, args.trials, strategies, args.baseline)
+        run_all(args.tasks, args.seeds, args.out, args.trials, strategies, args.baseline,
+                args.epochs)
     summarise(args.out)
 
 

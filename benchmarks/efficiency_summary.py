@@ -17,12 +17,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 # The default for each task's kind of data (search.spec.default_pruner): what the README quotes.
 DEFAULTS = {"digits": "tpe+sha", "shapes": "tpe+hyperband+baseline"}
 RANDOM = "random+none"
 # Trials per run of each task; a run of another length (--trials) is a strategy of its own.
 TRIALS = {"digits": 100, "shapes": 40}
+# Epochs per trial (the pruners' maximum resource); likewise for a run with --epochs.
+EPOCHS = {"digits": 8, "shapes": 6}
 Run = dict[str, Any]
 
 
@@ -33,7 +36,14 @@ def label(run: Run) -> str:
     n = len(run.get("trials", ()))
     if "task" in run and n != TRIALS.get(run["task"], n):
         name += f", {n} trials"
+    if "task" in run and max_epochs(run) != EPOCHS.get(run["task"]):
+        name += f", {max_epochs(run)} epochs"
     return name
+
+
+def max_epochs(run: Run) -> int:
+    """Epochs per trial; logs from before --epochs existed ran each task's default."""
+    return run.get("max_epochs", EPOCHS.get(run.get("task", ""), 0))
 
 
 def load(out: Path) -> dict[str, dict[str, list[Run]]]:
@@ -166,17 +176,24 @@ def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
             ax = axes[row][col]
             top = max(r["trials"][-1][axis] for rs in runs[task].values() for r in rs)
             grid = [top * i / 200 for i in range(1, 201)]
+            early = []
             for name, strategy_runs in sorted(runs[task].items()):
                 first = strategy_runs[0]
                 width = 2.6 if name == DEFAULTS.get(task) else 1.3
-                ax.plot(grid, curve(strategy_runs, axis, grid), label=name, linewidth=width,
+                values = curve(strategy_runs, axis, grid)
+                early.append(values[9])
+                ax.plot(grid, values, label=name, linewidth=width,
                         color=colours.get(first["sampler"], "black"),
                         linestyle=styles.get(first["pruner"], "-"),
                         marker=_marker(first), markevery=25, markersize=4)
-            values = [best(r) for rs in runs[task].values() for r in rs]
-            low = sorted(values)[len(values) // 10]
-            ax.set_ylim(low - 0.02, max(values) + 0.005)
+            bests = [best(r) for rs in runs[task].values() for r in rs]
+            # Low enough to show where the typical strategy stood at a twentieth of the budget,
+            # and the low end of the bests, without the few runs that never learned.
+            early = [v for v in early if not math.isnan(v)]
+            low = min(sorted(bests)[len(bests) // 10], median(early) if early else 1.0)
+            ax.set_ylim(low - 0.02, max(bests) + 0.005)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # under a decade they overlap
             ax.set_xlabel("cumulative epochs (log)" if axis == "epochs" else "wall seconds (log)")
             ax.set_ylabel("best validation accuracy (median over seeds)")
             ax.set_title(f"{task}: best so far against {axis}")
