@@ -109,8 +109,11 @@ def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: i
 
     study.optimize(objective, n_trials=task.trials, callbacks=[record],
                    catch=(RuntimeError, MemoryError), gc_after_trial=False)
+    # The best trial's parameters and seed, so its model can be retrained and tested later.
+    top = study.best_trial
     return {"sampler": sampler, "pruner": pruner, "patience": patience, "seed": seed,
-            "baseline": baseline, "max_epochs": task.epochs, "trials": log}
+            "baseline": baseline, "max_epochs": task.epochs,
+            "best": {"number": top.number, "params": top.params}, "trials": log}
 
 
 def done_runs(path: Path) -> set[tuple]:
