@@ -69,7 +69,8 @@ def main() -> None:
         task = settings()[name]
         data = load_bundle(task.data)
         architecture = {k: v for k, v in baseline_params(task.space).items()
-                        if k.startswith(("depth", "width_", "batch_size", "dropout", "augment"))}
+                        if k.startswith(("depth", "width_", "batch_size", "dropout", "augment",
+                                         "schedule"))}
         for label, recipe in CANDIDATES.items():
             params = {**architecture, **recipe, "adam_beta1": ADAM_BETA1}
             runs = [one_trial(params, task, data, seed) for seed in args.seeds]
