@@ -42,6 +42,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy import text
 
+from search.objective import FAIL_REASON, INTERRUPTED
 from search.orphans import WORKER_ATTR, fail_orphans
 
 # How often an idle worker (nothing left to start, other workers' trials still running) looks
@@ -172,10 +173,15 @@ def _releasing(objective: Callable[[optuna.Trial], Any], lock: TargetLock,
                label: str | None) -> Callable[[optuna.Trial], Any]:
     def run(trial: optuna.Trial) -> Any:
         lock.release()  # the trial exists (RUNNING, committed): others may count it now
-        _let_interrupts_in()
-        if label is not None:
-            trial.set_user_attr(WORKER_ATTR, label)
-        return objective(trial)
+        try:
+            _let_interrupts_in()
+            if label is not None:
+                trial.set_user_attr(WORKER_ATTR, label)
+            return objective(trial)
+        except KeyboardInterrupt:
+            # Optuna fails the trial; the reason tells a stopped trial from a broken one.
+            trial.set_user_attr(FAIL_REASON, INTERRUPTED)
+            raise
 
     return run
 

@@ -24,6 +24,8 @@ from search.data import DataBundle
 from search.train import DivergedError, EpochResult, fit
 
 FAIL_REASON = "fail_reason"
+# The FAIL_REASON of a trial that Ctrl-C or SIGTERM stopped: the user's doing, not the trial's.
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
 # Called with (trial, trained model, config, val accuracy) after a trial trains to the end.
 TrainedHook = Callable[[optuna.Trial, nn.Module, TrialConfig, float], None]
 

@@ -39,6 +39,7 @@ from search.study import (
     enqueue_baseline,
     load_or_create,
     mask_url,
+    needs_baseline,
     stored_spec,
 )
 from search.workers import (
@@ -167,7 +168,7 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
     lock.acquire()
     try:
         study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
-        if spec.baseline and not study.get_trials(deepcopy=False):
+        if spec.baseline and needs_baseline(study.get_trials(deepcopy=False)):
             enqueue_baseline(study, spec.space)
         write_study_note(study, url, spec, data)
     finally:

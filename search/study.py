@@ -6,18 +6,20 @@ import json
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from model_space import SearchSpace, baseline_params
+from search.objective import FAIL_REASON, INTERRUPTED
 from search.rungs import RungHalving, RungHyperband
 from search.spec import StudySpec
 from search.tpe import GroupedTPESampler
@@ -223,6 +225,21 @@ def enqueue_baseline(study: optuna.Study, space: SearchSpace) -> None:
     workers may race, so one study gets one baseline.
     """
     study.enqueue_trial(baseline_params(space), user_attrs={BASELINE_ATTR: True})
+
+
+def needs_baseline(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether a study that starts from the recipe should queue it now.
+
+    A new study does. So does one whose recipe trial was only ever interrupted (Ctrl-C during
+    the first trial): the recipe is the strongest first trial on most data (README, "The first
+    trial"), and a study resumed without it would never train it. A recipe trial that failed on
+    its own (diverged, out of memory) is not queued again.
+    """
+    if not trials:
+        return True
+    recipe = [t for t in trials if t.user_attrs.get(BASELINE_ATTR)]
+    return bool(recipe) and all(t.state == TrialState.FAIL
+                                and t.user_attrs.get(FAIL_REASON) == INTERRUPTED for t in recipe)
 
 
 def stored_spec(storage: RDBStorage, study: str) -> dict[str, Any] | None:

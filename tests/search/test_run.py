@@ -13,9 +13,10 @@ import pytest
 from optuna.trial import TrialState
 
 from model_space import baseline_params
+from search.objective import INTERRUPTED
 from search.run import main
 from search.spec import StudySpec
-from search.study import stored_spec
+from search.study import needs_baseline, stored_spec
 
 TINY = ["--epochs", "2", "--config", "tiny.toml", "--quiet"]
 
@@ -183,3 +184,44 @@ def test_run_interrupt_leaves_no_running_trial_and_resumes(workdir: Path, sig: i
     result = cli("--trials", "2", "--quiet", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert finished(load(db)) == 2
+
+
+def test_run_interrupted_during_the_recipe_queues_it_again(workdir: Path) -> None:
+    # Rule: a recipe trial stopped by Ctrl-C is marked as interrupted and runs again on resume;
+    # the study does not lose its strongest first trial to an early Ctrl-C.
+    db = workdir / "studies" / "digits.db"
+    args = [sys.executable, "-m", "search.run", "--trials", "2", "--epochs", "100", "--pruner",
+            "none", "--baseline", "--config", "tiny.toml", "--quiet"]
+    proc = subprocess.Popen(args, cwd=workdir, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    wait_for(lambda: "RUNNING" in read_states(db))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (stopped,) = load(db).get_trials(deepcopy=False)
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs["baseline"]
+    assert stopped.user_attrs["fail_reason"] == "interrupted (Ctrl-C or SIGTERM)"
+    result = cli("--trials", "1", "--epochs", "100", "--quiet", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    study = load(db)
+    space = StudySpec.from_flat(stored_spec(study._storage, "digits")).space
+    assert baseline_trials(study) == [0, 1]
+    assert study.trials[1].state == TrialState.COMPLETE
+    assert study.trials[1].params == baseline_params(space)
+
+
+def finished_trial(state: TrialState, **user_attrs: object) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(state=state, user_attrs=user_attrs,
+                                     value=0.5 if state == TrialState.COMPLETE else None)
+
+
+def test_needs_baseline_only_for_a_new_study_or_an_interrupted_recipe() -> None:
+    # Rule: a recipe that failed on its own, or ran, is not queued again.
+    interrupted = finished_trial(TrialState.FAIL, baseline=True, fail_reason=INTERRUPTED)
+    assert needs_baseline([])
+    assert needs_baseline([interrupted])
+    assert needs_baseline([interrupted, finished_trial(TrialState.COMPLETE)])
+    assert not needs_baseline([interrupted, finished_trial(TrialState.COMPLETE, baseline=True)])
+    assert not needs_baseline([finished_trial(TrialState.FAIL, baseline=True,
+                                              fail_reason="diverged: loss is nan at epoch 1")])
+    assert not needs_baseline([finished_trial(TrialState.COMPLETE)])  # a study without one
