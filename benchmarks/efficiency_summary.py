@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,12 @@ def load(out: Path) -> dict[str, dict[str, list[Run]]]:
 
 def best(run: Run) -> float:
     return max((t["value"] for t in run["trials"] if t["value"] is not None), default=math.nan)
+
+
+def best_within(run: Run, budget: float, axis: str) -> float:
+    """The best value among the trials that finished by ``budget`` of ``axis`` (epochs, wall)."""
+    return max((t["value"] for t in run["trials"]
+                if t["value"] is not None and t[axis] <= budget + 1e-9), default=math.nan)
 
 
 def reach(run: Run, target: float, axis: str) -> float:
@@ -110,11 +116,14 @@ def pruning_ratios(strategies: dict[str, list[Run]]) -> list[str]:
         target = median_best(unpruned)
         to_target = median([reach(r, target, "epochs") for r in runs])
         to_target_none = median([reach(r, target, "epochs") for r in unpruned])
+        # The budget reading: what the pruned run had found by a third of the unpruned spend.
+        third = median([best_within(r, epochs_none / 3, "epochs") for r in runs])
         lines.append(f"- {name}: {epochs:.0f} / {epochs_none:.0f} epochs = "
                      f"{epochs / epochs_none:.2f} of {label(unpruned[0])}; best val "
                      f"{median_best(runs):.4f} vs {median_best(unpruned):.4f}; to reach "
                      f"{target:.4f}: {to_target:.0f} vs {to_target_none:.0f} epochs = "
-                     f"{to_target / to_target_none:.2f}")
+                     f"{to_target / to_target_none:.2f}; best by a third of its epochs "
+                     f"({epochs_none / 3:.0f}): {third:.4f}")
     return lines
 
 
@@ -218,5 +227,17 @@ def summarise(out: Path) -> str:
     return text
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", nargs="?", type=Path, default=Path("reports/benchmarks"),
+                        help="the folder efficiency.py wrote its logs to")
+    args = parser.parse_args()
+    if not any(args.out.glob("efficiency-*.jsonl")):
+        parser.exit(2, f"efficiency_summary.py: error: no efficiency-*.jsonl logs under "
+                       f"{args.out}; run benchmarks/efficiency.py first\n")
+    summarise(args.out)
+
+
 if __name__ == "__main__":
-    summarise(Path(sys.argv[1] if len(sys.argv) > 1 else "reports/benchmarks"))
+    main()

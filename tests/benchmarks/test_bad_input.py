@@ -20,6 +20,7 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     ("efficiency.py", ("--epochs", "0", "--out", "{tmp}"), "--epochs must be at least 1, got 0"),
     ("heldout.py", ("{tmp}",), "no runs with a logged best configuration under {tmp}"),
     ("recipes.py", ("--tasks", "cifar"), "argument --tasks: invalid choice: 'cifar'"),
+    ("efficiency_summary.py", ("{tmp}",), "no efficiency-*.jsonl logs under {tmp}"),
 ])
 def test_benchmark_refuses_bad_arguments(tmp_path: Path, script: str, args: tuple[str, ...],
                                          message: str) -> None:
