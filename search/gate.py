@@ -192,12 +192,16 @@ def _try_one(study: optuna.Study, objective: Callable[[optuna.Trial], Any], targ
     try:
         lock.acquire()
         _hold_interrupts()
-        _fail_stale(study)
         counts = reserved_counts(study)
         if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] >= target:
             return "done"
         if not may_start(counts, target):
-            return "wait"
+            # A dead worker's trial may be what holds the count up: fail (and re-queue) the
+            # stale ones, then count again. When a trial may start anyway, optimize() runs the
+            # same check before ask(), so doing it here too would only cost a query per trial.
+            _fail_stale(study)
+            if not may_start(reserved_counts(study), target):
+                return "wait"
         # optimize(n_trials=1) keeps Optuna's own trial handling: heartbeat thread, FAIL on an
         # exception or Ctrl-C, callbacks. Its ask() runs under the lock; the objective frees it.
         study.optimize(_releasing(objective, lock, label), n_trials=1, gc_after_trial=False,

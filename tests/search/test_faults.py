@@ -9,12 +9,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.gate import FileLock, _try_one
 from search.objective import FAIL_REASON
+from search.study import open_storage
 from tests.search.clirunner import run_forked
 from tests.search.test_run import cli, finished, load, read_states, states, wait_for
 
@@ -86,3 +90,23 @@ def test_failing_trial_fails_alone_with_its_reason_and_the_study_goes_on(
     assert finished(study) == 4
     assert "Traceback" not in outcome.err
     assert all(f"Trial {t.number} failed" in outcome.err for t in failed)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_gate_fails_a_stale_trial_that_holds_the_count_and_reruns_it(tmp_path: Path) -> None:
+    # Rule: a trial whose worker went silent (no heartbeat past the grace period) does not keep
+    # the study from its target: the gate fails it, and its parameters run again.
+    storage = open_storage(f"sqlite:///{tmp_path / 'gate.db'}", heartbeat=(1, 2))
+    study = optuna.create_study(study_name="gate", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    silent = study.ask()  # RUNNING, never told; nobody beats for it after this one beat
+    silent.suggest_float("x", 0, 1)
+    storage.record_heartbeat(silent._trial_id)
+    time.sleep(3.2)  # SQLite keeps whole seconds: the beat must be over 2 s old by them
+    outcome = _try_one(study, lambda t: t.suggest_float("x", 0, 1), 2,
+                       FileLock(tmp_path / "gate.db.lock"), None, {})
+    trials = study.get_trials(deepcopy=False)
+    assert outcome == "ran"
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL,
+                                         TrialState.COMPLETE]
+    assert trials[2].params == trials[1].params
