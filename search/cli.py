@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -154,10 +153,3 @@ def run_cli(prog: str, work: Callable[[], int], on_interrupt: int = EXIT_INTERRU
         return fail(prog, f"the study storage failed: {first_line(error)}", EXIT_FAILURE)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def sigterm_as_interrupt() -> None:
-    """SIGTERM takes the same clean path as Ctrl-C: the running trial is failed, not left RUNNING."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)

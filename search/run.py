@@ -14,7 +14,7 @@ import torch
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from search import cli
+from search import cli, interrupts
 from search.artifacts import SAVE_MODES
 from search.data import DataBundle, default_study_name, load_bundle
 from search.gate import target_lock
@@ -238,7 +238,7 @@ def resume_command(study: str, url: str, trials: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_libraries()
-    cli.sigterm_as_interrupt()
+    interrupts.install()
     return cli.run_cli(PROG, lambda: run_search(args))
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from model_space import TrialConfig
+from search import interrupts
 from search.data import DataBundle, Split
 
 # Crop padding as a fraction of the image side: 4 px for 32x32 (the CIFAR convention), 8 for 64.
@@ -135,6 +136,7 @@ class _Loop:
             self.optimizer.step()
             loss_sum += loss.detach() * len(index)
             self.step += 1
+            interrupts.check()  # a Ctrl-C the garbage collector swallowed stops the trial here
         # One sync per epoch: a NaN anywhere in the epoch makes the sum NaN.
         mean_loss = loss_sum.item() / n
         if not math.isfinite(mean_loss):

@@ -24,7 +24,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from search import cli
+from search import cli, interrupts
 from search.artifacts import ModelSaver, artifact_dir
 from search.data import DataBundle, load_bundle
 from search.gate import POLL_S, optimize_to_target, target_lock
@@ -145,7 +145,7 @@ def run_worker(job: WorkerJob) -> int:
 
 
 def _worker_main(job: WorkerJob) -> None:
-    cli.sigterm_as_interrupt()  # SIGTERM fails the running trial instead of leaving it RUNNING
+    interrupts.install()  # SIGTERM fails the running trial instead of leaving it RUNNING
     sys.exit(run_worker(job))
 
 

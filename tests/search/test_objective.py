@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 import optuna
+import pytest
 import torch
 from optuna.trial import TrialState
 
 from model_space import SearchSpace
+from search import interrupts
 from search.data import DataBundle
 from search.objective import FAIL_REASON, Objective, stalled
 from search.train import EpochResult
@@ -96,3 +100,33 @@ def test_objective_patience_ends_a_stalled_trial_as_complete(tiny: DataBundle) -
     assert trial.user_attrs["stopped_early"] is True
     assert trial.user_attrs["epochs_run"] < 12
     assert trial.value == trial.intermediate_values[trial.user_attrs["epochs_run"]]
+
+
+class _SignalsOnCollection:
+    """Sends this process SIGINT from its finalizer, where Python swallows the exception."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # bytecode to run the handler on, still inside the finalizer
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_trial(tiny: DataBundle) -> None:
+    # Rule: a Ctrl-C that lands in a finalizer ("Exception ignored in ...") is not lost: the
+    # training loop raises it at its next batch, so Optuna fails the trial as interrupted.
+    interrupts.install()
+    try:
+        victim = _SignalsOnCollection()
+        del victim  # the KeyboardInterrupt dies inside __del__; the test goes on
+        study = optuna.create_study(direction="maximize")
+        study.enqueue_trial(GOOD)
+        with pytest.raises(KeyboardInterrupt):
+            study.optimize(Objective(tiny, WIDE_LR, epochs=2, seed=0, device=CPU), n_trials=1)
+        (trial,) = study.trials
+        assert trial.state == TrialState.FAIL
+        assert "epochs_run" not in trial.user_attrs  # stopped in its first epoch
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        interrupts._signalled = False

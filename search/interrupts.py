@@ -1,0 +1,34 @@
+"""Ctrl-C and SIGTERM as KeyboardInterrupt that cannot be lost.
+
+Python drops an exception raised inside a finalizer or a weakref callback (it prints
+"Exception ignored in ..." and carries on), so a Ctrl-C that lands while the garbage collector
+runs one would vanish, and the search would go on to the end. The handler also notes the
+signal, and the training loop asks after every batch, so a swallowed one is raised again there.
+"""
+
+from __future__ import annotations
+
+import signal
+
+_signalled = False
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    global _signalled
+    _signalled = True
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """SIGINT and SIGTERM both raise KeyboardInterrupt: the running trial is failed, not left
+    RUNNING. Call from the main thread, once per run."""
+    global _signalled
+    _signalled = False
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if a signal came since install(), even one that was swallowed."""
+    if _signalled:
+        raise KeyboardInterrupt
