@@ -16,6 +16,7 @@ already there), then efficiency.md (tables) and efficiency.png (curves).
     python benchmarks/efficiency.py --tasks shapes --strategies tpe+hyperband gp+none
     python benchmarks/efficiency.py --strategies tpe+sha tpe+none --baseline   # as search.run
     python benchmarks/efficiency.py --tasks digits --epochs 15 --out reports/benchmarks/epochs15
+    python benchmarks/efficiency.py --tasks shapes --train-subset 2000 --epochs 24
     python benchmarks/efficiency.py --summary-only
 """
 
@@ -33,11 +34,13 @@ import optuna
 import torch
 from efficiency_summary import (  # benchmarks/ is on sys.path
     EPOCHS,
+    TRAIN_SUBSET,
     TRIALS,
     best,
     label,
     max_epochs,
     summarise,
+    train_subset,
 )
 
 from model_space import SearchSpace
@@ -62,7 +65,8 @@ def tasks() -> dict[str, Task]:
     return {
         "digits": Task(DataOptions(), SearchSpace(), epochs=EPOCHS["digits"],
                        trials=TRIALS["digits"]),
-        "shapes": Task(DataOptions(dataset=str(SHAPES_DIR.resolve()), train_subset=1000),
+        "shapes": Task(DataOptions(dataset=str(SHAPES_DIR.resolve()),
+                                   train_subset=TRAIN_SUBSET["shapes"]),
                        SearchSpace(depth=(1, 3), widths=(8, 16, 32), augment=(True,)),
                        epochs=EPOCHS["shapes"], trials=TRIALS["shapes"]),
     }
@@ -113,6 +117,7 @@ def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: i
     top = study.best_trial
     return {"sampler": sampler, "pruner": pruner, "patience": patience, "seed": seed,
             "baseline": baseline, "max_epochs": task.epochs,
+            "train_subset": task.data.train_subset, "train_images": len(data.train.y),
             "best": {"number": top.number, "params": top.params}, "trials": log}
 
 
@@ -121,7 +126,7 @@ def done_runs(path: Path) -> set[tuple]:
         return set()
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
     return {(r["task"], r["sampler"], r["pruner"], r["patience"], r["seed"], len(r["trials"]),
-             r.get("baseline", False), max_epochs(r)) for r in rows}
+             r.get("baseline", False), max_epochs(r), train_subset(r)) for r in rows}
 
 
 def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
@@ -137,7 +142,8 @@ def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
 
 
 def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
-            strategies: list[tuple[str, str, int]], baseline: bool, epochs: int | None) -> None:
+            strategies: list[tuple[str, str, int]], baseline: bool, epochs: int | None,
+            subset: int | None = None) -> None:
     for name in names:
         # One file per task, so the tasks can run as two processes side by side.
         path = out / f"efficiency-{name}.jsonl"
@@ -147,12 +153,16 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
             task = dataclasses.replace(task, trials=trials)
         if epochs is not None:
             task = dataclasses.replace(task, epochs=epochs)
+        if subset is not None:
+            task = dataclasses.replace(task, data=dataclasses.replace(task.data,
+                                                                      train_subset=subset))
         if name == "shapes":
             ensure_shapes()
         data = load_bundle(task.data)
         for seed in seeds:
             for sampler, pruner, patience in strategies:
-                key = (name, sampler, pruner, patience, seed, task.trials, baseline, task.epochs)
+                key = (name, sampler, pruner, patience, seed, task.trials, baseline, task.epochs,
+                       task.data.train_subset)
                 if key in done:
                     continue
                 row = {"task": name,
@@ -178,6 +188,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int,
                         help="override every task's epochs per trial (the pruners' maximum); "
                              "the tables list such runs apart, as '<strategy>, N epochs'")
+    parser.add_argument("--train-subset", type=int, metavar="N",
+                        help="train on a stratified N-image subset (shapes: 1000 unless given; "
+                             "digits: all); the tables list such runs apart, as "
+                             "'<strategy>, N train images'")
     parser.add_argument("--strategies", nargs="+", metavar="LABEL",
                         help="only these, by table label (tpe+sha, gp+none, tpe+sha+patience2)")
     parser.add_argument("--baseline", action="store_true",
@@ -188,12 +202,14 @@ def main() -> None:
     strategies = chosen(args.strategies)
     if args.epochs is not None and args.epochs < 1:
         raise SystemExit(f"--epochs must be at least 1, got {args.epochs}")
+    if args.train_subset is not None and args.train_subset < 2:
+        raise SystemExit(f"--train-subset must be at least 2, got {args.train_subset}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
         run_all(args.tasks, args.seeds, args.out, args.trials, strategies, args.baseline,
-                args.epochs)
+                args.epochs, args.train_subset)
     summarise(args.out)
 
 

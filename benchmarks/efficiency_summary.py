@@ -26,6 +26,8 @@ RANDOM = "random+none"
 TRIALS = {"digits": 100, "shapes": 40}
 # Epochs per trial (the pruners' maximum resource); likewise for a run with --epochs.
 EPOCHS = {"digits": 8, "shapes": 6}
+# Training images each task draws (None: all); likewise for a run with --train-subset.
+TRAIN_SUBSET: dict[str, int | None] = {"digits": None, "shapes": 1000}
 Run = dict[str, Any]
 
 
@@ -38,12 +40,19 @@ def label(run: Run) -> str:
         name += f", {n} trials"
     if "task" in run and max_epochs(run) != EPOCHS.get(run["task"]):
         name += f", {max_epochs(run)} epochs"
+    if "task" in run and train_subset(run) != TRAIN_SUBSET.get(run["task"]):
+        name += f", {train_subset(run)} train images"
     return name
 
 
 def max_epochs(run: Run) -> int:
     """Epochs per trial; logs from before --epochs existed ran each task's default."""
     return run.get("max_epochs", EPOCHS.get(run.get("task", ""), 0))
+
+
+def train_subset(run: Run) -> int | None:
+    """Training images drawn; logs from before --train-subset existed drew each task's default."""
+    return run.get("train_subset", TRAIN_SUBSET.get(run.get("task", "")))
 
 
 def load(out: Path) -> dict[str, dict[str, list[Run]]]:
@@ -186,14 +195,19 @@ def plot(runs: dict[str, dict[str, list[Run]]], path: Path) -> None:
             top = max(r["trials"][-1][axis] for rs in runs[task].values() for r in rs)
             grid = [top * i / 200 for i in range(1, 201)]
             early = []
-            for name, strategy_runs in sorted(runs[task].items()):
+            named = sorted(runs[task].items())
+            # Colour by sampler and line by pruner, unless runs differ only in trials, length or
+            # data (--trials, --epochs, --train-subset): then each gets its own colour.
+            kinds = [(rs[0]["sampler"], rs[0]["pruner"], _marker(rs[0])) for _, rs in named]
+            own = len(set(kinds)) < len(kinds)
+            for i, (name, strategy_runs) in enumerate(named):
                 first = strategy_runs[0]
                 width = 2.6 if name == DEFAULTS.get(task) else 1.3
                 values = curve(strategy_runs, axis, grid)
                 early.append(values[9])
                 ax.plot(grid, values, label=name, linewidth=width,
-                        color=colours.get(first["sampler"], "black"),
-                        linestyle=styles.get(first["pruner"], "-"),
+                        color=f"C{i % 10}" if own else colours.get(first["sampler"], "black"),
+                        linestyle="-" if own else styles.get(first["pruner"], "-"),
                         marker=_marker(first), markevery=25, markersize=4)
             bests = [best(r) for rs in runs[task].values() for r in rs]
             # Low enough to show where the typical strategy stood at a twentieth of the budget,

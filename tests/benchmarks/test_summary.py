@@ -32,3 +32,11 @@ def test_pruning_ratio_line_gives_the_best_by_a_third_of_the_unpruned_spend() ->
                      "0.9700 vs 0.9700; "
                      "to reach 0.9700: 14 vs 32 epochs = 0.44; best by a third of its epochs "
                      "(11): 0.9300"]
+
+
+def test_runs_of_another_length_or_data_size_are_labelled_apart() -> None:
+    shapes = {"task": "shapes", "sampler": "tpe", "pruner": "hyperband", "patience": 0,
+              "baseline": True, "trials": [{}] * 40}
+    assert label(shapes) == "tpe+hyperband+baseline"
+    assert label({**shapes, "max_epochs": 24, "train_subset": 2000}) == (
+        "tpe+hyperband+baseline, 24 epochs, 2000 train images")
