@@ -29,6 +29,7 @@ from search.spec import (
     StudySpec,
     default_augment,
     default_baseline,
+    default_epochs,
     default_pruner,
     merge_stored,
     read_toml,
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(prog=PROG, description="Search CNN hyperparameters with Optuna.")
     p.add_argument("--trials", type=cli.positive_int,
                    help="study-wide target of finished (complete + pruned) trials (default 100)")
-    p.add_argument("--epochs", type=cli.positive_int, help="max epochs per trial (default 8)")
+    p.add_argument("--epochs", type=cli.positive_int,
+                   help="max epochs per trial (default 8; more on a small training set, up to 30)")
     p.add_argument("--patience", type=cli.non_negative_int,
                    help="end a trial once val accuracy has not improved for N epochs (0: never)")
     p.add_argument("--timeout", type=cli.positive_float, help="stop starting trials after S seconds")
@@ -189,6 +191,11 @@ def _open_study(args: argparse.Namespace, asked_spec: dict[str, Any],
     spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
     data = load_bundle(dataclasses.replace(spec.data, download=args.download))
     spec = default_augment(spec, asked_spec, stored, data.input_shape)
+    sized = default_epochs(spec, asked_spec, stored, len(data.train.y))
+    if sized.epochs != spec.epochs and not args.quiet:
+        print(f"{len(data.train.y)} training images: up to {sized.epochs} epochs per trial, not "
+              f"{spec.epochs}, so that a trial trains long enough on little data (--epochs sets it)")
+    spec = sized
     spec = default_pruner(spec, asked_spec, stored)
     spec = default_baseline(spec, asked_spec, stored)
     storage = storage or create_user_storage(url)

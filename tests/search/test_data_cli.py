@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from search.run import main
-from search.spec import StudySpec
+from search.spec import MAX_DEFAULT_EPOCHS, StudySpec, default_epochs
 from search.study import SPEC_ATTR
 from tests.search.dataset_files import write_cifar10, write_cifar100, write_mnist, write_tree
 
@@ -71,6 +71,38 @@ def test_run_cli_pruner_asked_or_stored_wins_over_the_data_default(workdir: Path
     assert stored(workdir, "d")["baseline"] is False
     assert main(["--dataset", "cifar10", "--study", "c", "--no-baseline", *TINY]) == 0
     assert stored(workdir, "c")["baseline"] is False
+
+
+def test_run_cli_small_training_set_gets_longer_trials_unless_epochs_are_asked(
+        workdir: Path) -> None:
+    # Rule: a new study on little data trains each trial for about MIN_TRIAL_STEPS steps (here
+    # 48 training images, one batch per epoch: the 30-epoch cap); --epochs or a stored study wins.
+    write_cifar10(workdir / "data")
+    run = ["--dataset", "cifar10", "--trials", "1", "--config", "tiny.toml", "--quiet"]
+    assert main(run) == 0
+    assert stored(workdir, "cifar10", trials=1)["epochs"] == MAX_DEFAULT_EPOCHS
+    trial = optuna.load_study(study_name="cifar10",
+                              storage=f"sqlite:///{workdir}/studies/cifar10.db").trials[0]
+    assert trial.user_attrs["epochs_run"] == MAX_DEFAULT_EPOCHS  # alone, never pruned
+    assert main([*run[:3], "2", *run[4:]]) == 0  # resumed: the stored epochs stay
+    assert stored(workdir, "cifar10")["epochs"] == MAX_DEFAULT_EPOCHS
+    assert main(["--study", "asked", "--epochs", "3", *run]) == 0
+    assert stored(workdir, "asked", trials=1)["epochs"] == 3
+
+
+@pytest.mark.parametrize(("dataset", "n_train", "epochs"), [
+    ("photos", 2000, 24),     # 32 steps per epoch at batch 64: 24 epochs make 768 steps
+    ("photos", 3200, 15),     # 50 steps per epoch: 15 epochs make 750
+    ("photos", 6000, 8),      # 94 steps per epoch: 8 epochs are already 752
+    ("photos", 1000, 30),     # 16 steps per epoch: capped at 30 epochs
+    ("digits", 1078, 8),      # measured: 8 is enough on the bundled digits
+])
+def test_default_epochs_follow_the_training_set_size(dataset: str, n_train: int,
+                                                     epochs: int) -> None:
+    spec = StudySpec.from_flat({"dataset": dataset})  # batch sizes 32, 64, 128: middle 64
+    assert default_epochs(spec, {}, None, n_train).epochs == epochs
+    assert default_epochs(spec, {"epochs": 8}, None, n_train).epochs == 8
+    assert default_epochs(spec, {}, spec.to_flat(), n_train).epochs == 8  # a stored study
 
 
 def test_run_cli_augment_set_in_spec_wins(workdir: Path) -> None:
