@@ -201,7 +201,8 @@ def default_epochs(spec: StudySpec, asked: dict[str, Any], stored: dict[str, Any
                    n_train: int) -> StudySpec:
     """A new study that does not name its epochs gets enough of them for its training set's size.
 
-    The bundled digits keep 8, measured enough there (README, "Longer trials").
+    The bundled digits keep 8, measured enough there (README, "Longer trials: where pruning
+    saves more").
     """
     if stored is not None or "epochs" in asked or spec.data.dataset == "digits":
         return spec
