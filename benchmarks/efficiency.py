@@ -81,11 +81,18 @@ STRATEGIES = [
 ]
 
 
-def ensure_shapes() -> None:
-    if not (SHAPES_DIR / "train").is_dir():
+SHAPES_FILES = 3000  # training files in the generated tree (a quarter becomes validation)
+
+
+def shapes_dir(files: int = SHAPES_FILES) -> Path:
+    return SHAPES_DIR if files == SHAPES_FILES else Path(f"{SHAPES_DIR}-{files}")
+
+
+def ensure_shapes(files: int = SHAPES_FILES) -> None:
+    if not (shapes_dir(files) / "train").is_dir():
         from shapes import write_tree  # benchmarks/ is on sys.path when run as a script
 
-        write_tree(SHAPES_DIR, n_train=3000, n_test=1000)
+        write_tree(shapes_dir(files), n_train=files, n_test=1000)
 
 
 def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: int,
@@ -143,7 +150,7 @@ def chosen(only: list[str] | None) -> list[tuple[str, str, int]]:
 
 def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
             strategies: list[tuple[str, str, int]], baseline: bool, epochs: int | None,
-            subset: int | None = None) -> None:
+            subset: int | None = None, shapes_files: int = SHAPES_FILES) -> None:
     for name in names:
         # One file per task, so the tasks can run as two processes side by side.
         path = out / f"efficiency-{name}.jsonl"
@@ -157,7 +164,9 @@ def run_all(names: list[str], seeds: list[int], out: Path, trials: int | None,
             task = dataclasses.replace(task, data=dataclasses.replace(task.data,
                                                                       train_subset=subset))
         if name == "shapes":
-            ensure_shapes()
+            ensure_shapes(shapes_files)
+            task = dataclasses.replace(task, data=dataclasses.replace(
+                task.data, dataset=str(shapes_dir(shapes_files).resolve())))
         data = load_bundle(task.data)
         for seed in seeds:
             for sampler, pruner, patience in strategies:
@@ -192,6 +201,10 @@ def main() -> None:
                         help="train on a stratified N-image subset (shapes: 1000 unless given; "
                              "digits: all); the tables list such runs apart, as "
                              "'<strategy>, N train images'")
+    parser.add_argument("--shapes-files", type=int, default=SHAPES_FILES, metavar="N",
+                        help="generate the shapes tree with N training files (a quarter become "
+                             f"validation) in data/bench-shapes-N; {SHAPES_FILES} is "
+                             "data/bench-shapes. Use with --train-subset and an --out of its own")
     parser.add_argument("--strategies", nargs="+", metavar="LABEL",
                         help="only these, by table label (tpe+sha, gp+none, tpe+sha+patience2)")
     parser.add_argument("--baseline", action="store_true",
@@ -204,12 +217,14 @@ def main() -> None:
         raise SystemExit(f"--epochs must be at least 1, got {args.epochs}")
     if args.train_subset is not None and args.train_subset < 2:
         raise SystemExit(f"--train-subset must be at least 2, got {args.train_subset}")
+    if args.shapes_files < 40:
+        raise SystemExit(f"--shapes-files must be at least 40, got {args.shapes_files}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
         run_all(args.tasks, args.seeds, args.out, args.trials, strategies, args.baseline,
-                args.epochs, args.train_subset)
+                args.epochs, args.train_subset, args.shapes_files)
     summarise(args.out)
 
 

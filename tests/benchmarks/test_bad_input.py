@@ -18,6 +18,8 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("script", "args", "message"), [
     ("efficiency.py", ("--epochs", "0", "--out", "{tmp}"), "--epochs must be at least 1, got 0"),
+    ("efficiency.py", ("--shapes-files", "10", "--out", "{tmp}"),
+     "--shapes-files must be at least 40, got 10"),
     ("heldout.py", ("{tmp}",), "no runs with a logged best configuration under {tmp}"),
     ("recipes.py", ("--tasks", "cifar"), "argument --tasks: invalid choice: 'cifar'"),
     ("efficiency_summary.py", ("{tmp}",), "no efficiency-*.jsonl logs under {tmp}"),
