@@ -188,12 +188,12 @@ def default_pruner(spec: StudySpec, asked: dict[str, Any],
 # On little data an epoch is a few optimizer steps, and a trial of 8 epochs stops long before the
 # net has learned. The default strategy on the shapes task (README, "Trial length on small data"):
 # on 1,000 training images (16 steps per epoch at batch 64) its median best rose from 0.60 at
-# 6 epochs to 0.81 at 12 and 0.90 at 27; on 2,000 (32 steps) from 0.86 at 8 to 0.91 at 13 and
-# 0.93 at 24, and the longer trials led at equal epochs spent, too. So a new study on such data
-# trains trials long enough for MIN_TRIAL_STEPS steps at the space's middle batch size (24
-# epochs on 2,000 images, the longest measured), up to MAX_DEFAULT_EPOCHS (27 measured); from
-# about 6,000 training images at batch 64 it keeps 8 epochs.
-MIN_TRIAL_STEPS = 750
+# 6 epochs to 0.81 at 12 and 0.90 at 27; on 2,000 from 0.86 at 8 to 0.91 at 13 and 0.93 at 24;
+# on 6,000 (94 steps) from 0.92 at 8 to 0.95 at 15; the longer trials led at equal epochs spent,
+# too. So a new study trains trials long enough for MIN_TRIAL_STEPS steps at its space's middle
+# batch size (15 epochs on 6,000 images, as measured), at least 8 epochs and at most
+# MAX_DEFAULT_EPOCHS (27 measured); from about 11,000 training images at batch 64 it keeps 8.
+MIN_TRIAL_STEPS = 1400
 MAX_DEFAULT_EPOCHS = 30
 
 

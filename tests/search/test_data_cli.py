@@ -91,10 +91,10 @@ def test_run_cli_small_training_set_gets_longer_trials_unless_epochs_are_asked(
 
 
 @pytest.mark.parametrize(("dataset", "n_train", "epochs"), [
-    ("photos", 2000, 24),     # 32 steps per epoch at batch 64: 24 epochs make 768 steps
-    ("photos", 3200, 15),     # 50 steps per epoch: 15 epochs make 750
-    ("photos", 6000, 8),      # 94 steps per epoch: 8 epochs are already 752
-    ("photos", 1000, 30),     # 16 steps per epoch: capped at 30 epochs
+    ("photos", 6000, 15),     # 94 steps per epoch at batch 64: 15 epochs make 1,410 steps
+    ("photos", 3200, 28),     # 50 steps per epoch: 28 epochs make 1,400
+    ("photos", 12000, 8),     # 188 steps per epoch: 8 epochs are already 1,504
+    ("photos", 2000, 30),     # 32 steps per epoch: capped at 30 epochs
     ("digits", 1078, 8),      # measured: 8 is enough on the bundled digits
 ])
 def test_default_epochs_follow_the_training_set_size(dataset: str, n_train: int,
