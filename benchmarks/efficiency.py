@@ -124,7 +124,8 @@ def run_one(task: Task, data: DataBundle, sampler: str, pruner: str, patience: i
     top = study.best_trial
     return {"sampler": sampler, "pruner": pruner, "patience": patience, "seed": seed,
             "baseline": baseline, "max_epochs": task.epochs,
-            "train_subset": task.data.train_subset, "train_images": len(data.train.y),
+            "dataset": task.data.dataset, "train_subset": task.data.train_subset,
+            "train_images": len(data.train.y),
             "best": {"number": top.number, "params": top.params}, "trials": log}
 
 

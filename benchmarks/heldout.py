@@ -16,6 +16,7 @@ accuracy, then per strategy the medians over runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -34,8 +35,11 @@ from search.retrain import BestConfig, full_data, retrain
 def heldout_accuracy(run: dict[str, Any], seeds: int) -> float:
     """Mean test accuracy of ``run``'s best configuration, retrained with ``seeds`` seeds."""
     task = tasks()[run["task"]]
+    # The tree the run searched (efficiency.py --shapes-files writes another); older logs used
+    # the task's own.
+    data = dataclasses.replace(task.data, dataset=run.get("dataset", task.data.dataset))
     config = sample_config(optuna.trial.FixedTrial(run["best"]["params"]), task.space)
-    chosen = BestConfig(data=full_data(task.data), config=config, epochs=max_epochs(run),
+    chosen = BestConfig(data=full_data(data), config=config, epochs=max_epochs(run),
                         seed=0, raw={})
     with tempfile.TemporaryDirectory() as out:
         result = retrain(chosen, seeds, Path(out), torch.device("cpu"))
