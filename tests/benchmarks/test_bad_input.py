@@ -18,6 +18,8 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("script", "args", "message"), [
     ("efficiency.py", ("--epochs", "0", "--out", "{tmp}"), "--epochs must be at least 1, got 0"),
+    ("efficiency.py", ("--train-subset", "1", "--out", "{tmp}"),
+     "--train-subset must be at least 2, got 1"),
     ("efficiency.py", ("--shapes-files", "10", "--out", "{tmp}"),
      "--shapes-files must be at least 40, got 10"),
     ("heldout.py", ("{tmp}",), "no runs with a logged best configuration under {tmp}"),
