@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import signal
-import threading
 import time
 import warnings
 from collections import Counter
@@ -42,6 +40,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy import text
 
+from search import interrupts
 from search.objective import FAIL_REASON, INTERRUPTED
 from search.orphans import WORKER_ATTR, fail_orphans
 
@@ -153,28 +152,12 @@ def _fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-# Ctrl-C and SIGTERM are held back from taking the lock until the objective starts: between
-# ask() and the objective nothing would fail the new trial, and it would sit RUNNING until its
-# grace period ran out. Held back, they arrive inside the objective, where Optuna fails it.
-_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
-
-
-def _hold_interrupts() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
-
-
-def _let_interrupts_in() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
-
-
 def _releasing(objective: Callable[[optuna.Trial], Any], lock: TargetLock,
                label: str | None) -> Callable[[optuna.Trial], Any]:
     def run(trial: optuna.Trial) -> Any:
         lock.release()  # the trial exists (RUNNING, committed): others may count it now
         try:
-            _let_interrupts_in()
+            interrupts.let_in()
             if label is not None:
                 trial.set_user_attr(WORKER_ATTR, label)
             return objective(trial)
@@ -191,7 +174,10 @@ def _try_one(study: optuna.Study, objective: Callable[[optuna.Trial], Any], targ
     """Run one trial if the target allows: "ran", "wait" (others are running) or "done"."""
     try:
         lock.acquire()
-        _hold_interrupts()
+        # Held back from here until the objective starts: between ask() and the objective
+        # nothing would fail the new trial, and it would sit RUNNING until its grace period
+        # ran out. Held back, a Ctrl-C or SIGTERM arrives inside the objective, which fails it.
+        interrupts.hold()
         counts = reserved_counts(study)
         if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] >= target:
             return "done"
@@ -209,7 +195,7 @@ def _try_one(study: optuna.Study, objective: Callable[[optuna.Trial], Any], targ
         return "ran"
     finally:
         lock.release()
-        _let_interrupts_in()  # one that came in the meantime is raised here
+        interrupts.let_in()  # one that came in the meantime is raised here
 
 
 def optimize_to_target(

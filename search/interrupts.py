@@ -8,9 +8,13 @@ signal, and the training loop asks after every batch, so a swallowed one is rais
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 
 _signalled = False
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -32,3 +36,25 @@ def check() -> None:
     """Raise KeyboardInterrupt if a signal came since install(), even one that was swallowed."""
     if _signalled:
         raise KeyboardInterrupt
+
+
+def hold() -> None:
+    """Keep Ctrl-C and SIGTERM pending until let_in(): for steps that must not stop half-way."""
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+
+
+def let_in() -> None:
+    """Deliver what hold() kept pending (it is raised here) and let later signals through."""
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """The block runs to its end; a Ctrl-C or SIGTERM that came meanwhile is raised after it."""
+    hold()
+    try:
+        yield
+    finally:
+        let_in()

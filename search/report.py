@@ -20,11 +20,12 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from model_space import TrialConfig, sample_config
-from search import cli
+from search import cli, interrupts
 from search.artifacts import open_store, upload_report_artifacts
 from search.report_sections import ReportFacts, sections, trial_counts
 from search.retrain import FORMAT, read_best_config, retrain
 from search.spec import StudySpec
+from search.staging import staged
 from search.storage import open_user_storage
 from search.study import SPEC_ATTR, default_storage, mask_url
 
@@ -105,26 +106,28 @@ def write_report(args: argparse.Namespace) -> int:
     spec = study_spec(study)
     trial = best_complete(study)
     config = sample_config(optuna.trial.FixedTrial(trial.params), spec.space)
-    out = args.out / name
-    out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "best_config.json"
-    config_path.write_text(json.dumps(best_config(study, trial, spec, config), indent=2) + "\n")
-    # The same path as python -m search.retrain: the file, not the study, drives the retrain.
-    result = retrain(read_best_config(config_path), args.seeds, out, resolve_device(args.device))
-    plots = study_plots(study, out / "plots")
-    plots["confusion_matrix"] = confusion_matrix_plot(
-        result.test_labels, result.test_predictions, result.classes, out / "plots" / "confusion_matrix.png")
-    facts = ReportFacts(study, spec, trial, config, result.metrics, plots,
-                        report_seconds=time.perf_counter() - started)
-    title = f"cnn-search report: study {name}"
-    (out / "report.md").write_text(markdown(title, sections(facts), out))
-    (out / "report.html").write_text(html_page(title, sections(facts)))
+    final = args.out / name
+    # Written whole or not at all: a report stopped part-way leaves the last one as it was.
+    with staged(final) as out:
+        config_path = out / "best_config.json"
+        config_path.write_text(json.dumps(best_config(study, trial, spec, config), indent=2) + "\n")
+        # The same path as python -m search.retrain: the file, not the study, drives the retrain.
+        result = retrain(read_best_config(config_path), args.seeds, out, resolve_device(args.device))
+        plots = study_plots(study, out / "plots")
+        plots["confusion_matrix"] = confusion_matrix_plot(
+            result.test_labels, result.test_predictions, result.classes,
+            out / "plots" / "confusion_matrix.png")
+        facts = ReportFacts(study, spec, trial, config, result.metrics, plots,
+                            report_seconds=time.perf_counter() - started)
+        title = f"cnn-search report: study {name}"
+        (out / "report.md").write_text(markdown(title, sections(facts), out))
+        (out / "report.html").write_text(html_page(title, sections(facts)))
     # The dashboard's "Study Artifacts" view offers both for download.
-    upload_report_artifacts(study, open_store(name), [out / "model.pt", out / "report.html"])
+    upload_report_artifacts(study, open_store(name), [final / "model.pt", final / "report.html"])
     m = result.metrics
     print(f"best trial {trial.number}: val_accuracy {trial.value:.4f}; test accuracy "
           f"{m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over {args.seeds} seed(s)")
-    print(f"wrote {out}/: best_config.json model.pt model.pt2 metrics.json report.md report.html "
+    print(f"wrote {final}/: best_config.json model.pt model.pt2 metrics.json report.md report.html "
           f"plots/ in {time.perf_counter() - started:.1f} s")
     print("attached model.pt and report.html to the study (optuna-dashboard: Study Artifacts)")
     return cli.EXIT_OK
@@ -133,6 +136,7 @@ def write_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_libraries()
+    interrupts.install()
     return cli.run_cli(PROG, lambda: write_report(args))
 
 

@@ -19,13 +19,14 @@ from typing import Any
 import torch
 
 from model_space import TrialConfig, build_model, build_optimizer, count_parameters
-from search import cli
+from search import cli, interrupts
 from search.checkpoint import save_checkpoint
 from search.data import DataBundle, DataOptions, load_test_split, load_train_val
 from search.export import export_program
 from search.hints import file_inside
 from search.objective import seed_everything
 from search.spec import StudySpec
+from search.staging import staged
 from search.train import Normalizer, fit, predict
 
 PROG = "python -m search.retrain"
@@ -168,7 +169,8 @@ def retrain_cli(args: argparse.Namespace) -> int:
     best = read_best_config(args.config)
     device = resolve_device(args.device)
     out = args.out or args.config.parent
-    result = retrain(best, args.seeds, out, device, epochs=args.epochs)
+    with staged(out) as staging:  # a retrain stopped part-way leaves the folder as it was
+        result = retrain(best, args.seeds, staging, device, epochs=args.epochs)
     m = result.metrics
     print(f"test accuracy {m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over "
           f"{len(m['per_seed'])} seed(s); wrote {out / 'model.pt'}, model.pt2, metrics.json")
@@ -178,6 +180,7 @@ def retrain_cli(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_libraries()
+    interrupts.install()
     return cli.run_cli(PROG, lambda: retrain_cli(args))
 
 

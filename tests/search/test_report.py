@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +167,38 @@ def test_retrain_cli_reproduces_seed0_test_accuracy(reported: Reported, tmp_path
     # Rule: retraining seed 0 from best_config.json alone, on the CPU, gives the same test accuracy.
     assert again["per_seed"][0]["test_accuracy"] == first["per_seed"][0]["test_accuracy"]
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt2").is_file()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("module", "sig"), [("search.report", signal.SIGTERM),
+                                             ("search.retrain", signal.SIGINT)])
+def test_report_or_retrain_stopped_part_way_leaves_the_last_report_whole(
+        reported: Reported, tmp_path: Path, module: str, sig: int) -> None:
+    root = tmp_path / "copy"  # a copy: the other tests read the module's report
+    shutil.copytree(reported.root, root)
+    out = root / "reports" / STUDY
+    before = _snapshot(out)
+    target = ["--study", STUDY] if module == "search.report" else [str(out / "best_config.json")]
+    # Many seeds: the retrain runs long enough for the signal to land inside it.
+    proc = subprocess.Popen([sys.executable, "-m", module, *target, "--seeds", "500",
+                             "--device", "cpu"], cwd=root, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    # The staging folder appears before the retrain starts, and is filled only at its end.
+    while not list((root / "reports").glob(f".{STUDY}.partial-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    # Rule: Ctrl-C or SIGTERM stops a report or retrain with one line and exit 130; the folder
+    # keeps the last finished report, byte for byte, and no half-written folder is left.
+    assert proc.returncode == 130, err
+    assert err.strip() == f"python -m {module}: error: interrupted"
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in (root / "reports").iterdir()) == [STUDY]
 
 
 def _study_with(root: Path, names: tuple[str, ...], pruned_only: bool = False) -> str:
