@@ -7,8 +7,10 @@ that was 45 of the 80 ms the sampler spent per trial, growing with the study. Th
 same for every group of one trial, and a finished trial never changes, so here the split is
 done once per trial and the groups are extended with new trials only. Each group also converts
 every trial's parameters to the estimator's internal form again, twice (good and bad side);
-here a finished trial's row is converted once per group and kept. tests/search/test_tpe.py
-checks that the draws are the same as stock TPE's, trial for trial.
+here a finished trial's row is converted once per group and kept, in columns indexed by trial
+number, so each estimator's observations are one array lookup, not a Python loop over every
+trial. tests/search/test_tpe.py checks that the draws are the same as stock TPE's, trial for
+trial.
 
 This leans on two private parts of Optuna 5's TPE (``_split_trials`` and the group search
 space); the test fails if a new Optuna changes them.
@@ -17,6 +19,7 @@ space); the test fails if a new Optuna changes them.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import Any
 
@@ -60,6 +63,109 @@ class _GroupsFromNewTrials:
         return copy.deepcopy(self._groups)
 
 
+class _Columns:
+    """One search space's internal values for finished trials, one array per parameter.
+
+    Indexed by trial number: ``known`` says a trial's row was computed, ``has`` that the trial
+    holds every parameter of the space. Each column takes the dtype np.asarray gives its first
+    value (float64, or int64 for a categorical index), as Optuna's list-then-asarray does.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.known = np.zeros(0, dtype=bool)
+        self.has = np.zeros(0, dtype=bool)
+        self.values: list[np.ndarray | None] = [None] * width
+
+    def reserve(self, size: int) -> None:
+        if size <= len(self.known):
+            return
+        size = max(size, 2 * len(self.known), 64)
+        self.known, self.has = _grown(self.known, size), _grown(self.has, size)
+        self.values = [None if v is None else _grown(v, size) for v in self.values]
+
+    def add(self, number: int, row: _Row) -> None:
+        self.known[number] = True
+        if row is None:
+            return
+        self.has[number] = True
+        for i, value in enumerate(row):
+            column = self.values[i]
+            if column is None:
+                column = self.values[i] = np.zeros(len(self.known), np.asarray([value]).dtype)
+            column[number] = value
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=array.dtype)
+    out[:len(array)] = array
+    return out
+
+
+class _Scores:
+    """What Optuna's ``_split_trials`` sorts finished trials by, kept by trial number.
+
+    Single objective, no constraints, no running trials: complete trials by value, best
+    first, then pruned trials by (-last step, value at it; NaN last), each stable in the
+    order given. Both sorts run on arrays here, so a split is not a Python pass over every
+    trial's attributes.
+    """
+
+    def __init__(self) -> None:
+        self.known = np.zeros(0, dtype=bool)
+        self.complete = np.zeros(0, dtype=bool)
+        self.first = np.zeros(0)  # complete: the value; pruned: -(last step)
+        self.second = np.zeros(0)  # pruned: the value at the last step, signed to sort up
+
+    def split(self, study: optuna.Study, trials: list[FrozenTrial], n_below: int) -> _Split:
+        numbers = np.fromiter((t.number for t in trials), dtype=np.int64, count=len(trials))
+        if numbers.size:
+            self._reserve(int(numbers.max()) + 1)
+            for position in np.flatnonzero(~self.known[numbers]).tolist():
+                self._add(trials[position], study.direction)
+        complete = self.complete[numbers]
+        at_c, at_p = np.flatnonzero(complete), np.flatnonzero(~complete)
+        values = self.first[numbers[at_c]]
+        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            values = -values  # stable ascending on -v keeps ties in order, as reverse=True does
+        by_value = at_c[np.argsort(values, kind="stable")]
+        n_complete = min(n_below, len(by_value))
+        chosen = numbers[at_p]
+        by_score = at_p[np.lexsort((self.second[chosen], self.first[chosen]))]
+        n_pruned = min(max(0, n_below - n_complete), len(by_score))
+        below = np.concatenate([by_value[:n_complete], by_score[:n_pruned]])
+        above = np.concatenate([by_value[n_complete:], by_score[n_pruned:]])
+        return _in_number_order(trials, numbers, below), _in_number_order(trials, numbers, above)
+
+    def _reserve(self, size: int) -> None:
+        if size > len(self.known):
+            size = max(size, 2 * len(self.known), 64)
+            self.known, self.complete = _grown(self.known, size), _grown(self.complete, size)
+            self.first, self.second = _grown(self.first, size), _grown(self.second, size)
+
+    def _add(self, trial: FrozenTrial, direction: optuna.study.StudyDirection) -> None:
+        n = trial.number
+        self.known[n] = True
+        if trial.state == TrialState.COMPLETE:
+            self.complete[n] = True
+            self.first[n] = trial.value
+            return
+        # Optuna's _get_pruned_trial_score, as two columns.
+        if not trial.intermediate_values:
+            self.first[n], self.second[n] = 1, 0.0
+            return
+        step, value = max(trial.intermediate_values.items())
+        self.first[n] = -step
+        if math.isnan(value):
+            self.second[n] = math.inf
+        else:
+            self.second[n] = value if direction == optuna.study.StudyDirection.MINIMIZE else -value
+
+
+def _in_number_order(trials: list[FrozenTrial], numbers: np.ndarray,
+                     positions: np.ndarray) -> list[FrozenTrial]:
+    return [trials[i] for i in positions[np.argsort(numbers[positions], kind="stable")].tolist()]
+
+
 class GroupedTPESampler(optuna.samplers.TPESampler):
     """``TPESampler(multivariate=True, group=True, ...)`` at a lower cost per trial."""
 
@@ -71,6 +177,8 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         self._group_decomposed_search_space = _GroupsFromNewTrials()  # type: ignore[assignment]
         self._splits: dict[_SplitKey, _Split] = {}
         self._rows: dict[_SpaceKey, dict[int, _Row]] = {}
+        self._columns: dict[_SpaceKey, _Columns] = {}
+        self._scores = _Scores()
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -94,7 +202,8 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         if self._gamma is None:
             self._gamma = (tpe_module.default_gamma if len(study.directions) <= 1
                            else tpe_module.default_gamma_multiobjective)
-        n_finished = sum(t.state != TrialState.RUNNING for t in trials)
+        n_finished = (sum(t.state != TrialState.RUNNING for t in trials) if self._constant_liar
+                      else len(trials))
         below, above = self._split(study, trials, self._gamma(n_finished))
 
         mpe_below = self._build_parzen_estimator(study, search_space, below, handle_below=True)
@@ -112,10 +221,13 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         # Running ones (constant liar) may finish, fail or gain parameters: each is named by
         # its number and how many parameters and system attrs (relative draws) it holds.
         running = tuple((t.number, len(t.params), len(t.system_attrs))
-                        for t in trials if t.state == TrialState.RUNNING)
+                        for t in trials if t.state == TrialState.RUNNING) if self._constant_liar else ()
         key = (n_below, len(trials), running)
         if key not in self._splits:
-            self._splits[key] = tpe_module._split_trials(study, trials, n_below)
+            simple = (not self._constant_liar and self._constraints_func is None
+                      and len(study.directions) == 1)
+            self._splits[key] = (self._scores.split(study, trials, n_below) if simple
+                                 else tpe_module._split_trials(study, trials, n_below))
         return self._splits[key]
 
     def _get_internal_repr(self, trials: list[FrozenTrial],
@@ -123,6 +235,8 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
                            study: optuna.Study) -> dict[str, np.ndarray]:
         # Optuna 5's TPESampler._get_internal_repr, with finished trials' rows kept per space.
         # Same values, order and dtypes: each column is built from the same Python values.
+        if not self._constant_liar:  # then _sample asked for finished trials only
+            return self._finished_repr(trials, search_space, study)
         rows = self._rows.setdefault(tuple(search_space.items()), {})
         kept = []
         for trial in trials:
@@ -144,3 +258,18 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
             return None
         return tuple(distribution.to_internal_repr(params[name])
                      for name, distribution in search_space.items())
+
+    def _finished_repr(self, trials: list[FrozenTrial], search_space: dict[str, BaseDistribution],
+                       study: optuna.Study) -> dict[str, np.ndarray]:
+        columns = self._columns.setdefault(tuple(search_space.items()), _Columns(len(search_space)))
+        numbers = np.fromiter((t.number for t in trials), dtype=np.int64, count=len(trials))
+        if numbers.size:
+            columns.reserve(int(numbers.max()) + 1)
+            for position in np.flatnonzero(~columns.known[numbers]).tolist():
+                trial = trials[position]
+                columns.add(trial.number, self._row(trial, search_space, study))
+        picked = numbers[columns.has[numbers]] if numbers.size else numbers
+        if not picked.size:  # as np.asarray([]): float64, whatever the column holds
+            return {name: np.asarray([]) for name in search_space}
+        return {name: columns.values[i][picked]  # type: ignore[index]
+                for i, name in enumerate(search_space)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -12,7 +13,7 @@ from optuna.samplers._tpe import sampler as tpe_module
 from optuna.trial import TrialState
 
 from model_space import SearchSpace, sample_config
-from search.tpe import GroupedTPESampler
+from search.tpe import GroupedTPESampler, _Scores
 
 SPACE = SearchSpace()
 EPOCHS = 6
@@ -78,15 +79,53 @@ def test_same_draws_beside_running_trials() -> None:
     assert drawn[0] == drawn[1]
 
 
+def coarse(trial: optuna.Trial) -> float:
+    """The split's corners: few complete trials, so pruned ones fill the good side, ranked by
+    last step and then value; ties everywhere; NaN reports; trials pruned before any report."""
+    config = sample_config(trial, SPACE)
+    if config.dropout > 0.4 and trial.number % 15:
+        raise optuna.TrialPruned()  # no intermediate value at all
+    value = round(1.0 - abs(math.log10(config.lr) + 2.0) / 4.0, 1)  # a handful of values
+    last = EPOCHS if trial.number % 15 == 0 else 1 + round(config.dropout * 20) % (EPOCHS - 1)
+    for epoch in range(1, last + 1):
+        trial.report(math.nan if config.lr > 0.03 and epoch == last else value * epoch / EPOCHS,
+                     epoch)
+    if last < EPOCHS:
+        raise optuna.TrialPruned()
+    return value
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_same_draws_with_ties_nan_and_unreported_trials(direction: str) -> None:
+    got = []
+    for sampler in (stock(11, False), ours(11, False)):
+        study = optuna.create_study(direction=direction, sampler=sampler)
+        study.optimize(coarse, n_trials=80)
+        got.append([(t.params, t.state, t.value) for t in study.trials])
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) < 8  # fewer than TPE's good side holds at 80 trials
+    assert len({t.last_step for t in pruned}) > 3
+    assert any(not t.intermediate_values for t in pruned)
+    assert any(math.isnan(v) for t in pruned for v in t.intermediate_values.values())
+    assert got[0] == got[1]
+
+
 def test_one_split_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     split = tpe_module._split_trials
+    ours_split = _Scores.split
 
     def counted(*args: object, **kwargs: object) -> object:
         calls.append(1)
         return split(*args, **kwargs)
 
+    def ours_counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return ours_split(*args, **kwargs)
+
     monkeypatch.setattr(tpe_module, "_split_trials", counted)
+    monkeypatch.setattr(_Scores, "split", ours_counted)
     sampler = ours(1, False)
     study = run(sampler, 20)
     after_startup = len(study.trials) - 10
