@@ -43,6 +43,7 @@ from sqlalchemy import text
 from search import interrupts
 from search.objective import FAIL_REASON, INTERRUPTED
 from search.orphans import WORKER_ATTR, fail_orphans
+from search.progress import count_states
 
 # How often an idle worker (nothing left to start, other workers' trials still running) looks
 # again: a running trial may fail or go stale, and then someone must run its replacement.
@@ -131,11 +132,13 @@ def target_lock(storage: RDBStorage, study: str) -> TargetLock:
 
 def reserved_counts(study: optuna.Study) -> Counter[TrialState]:
     """Trials that count against the target; a trial whose local process died does not."""
+    counts = count_states(study)
+    if counts[TrialState.RUNNING]:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if fail_orphans(study, running):  # a local worker was killed: its trial is queued again
+            counts = count_states(study)
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    trials = study.get_trials(deepcopy=False, states=states)
-    if fail_orphans(study, trials):  # a local worker was killed: its trial is queued again
-        trials = study.get_trials(deepcopy=False, states=states)
-    return Counter(t.state for t in trials)
+    return Counter({state: counts[state] for state in states if counts[state]})
 
 
 def may_start(counts: Counter[TrialState], target: int) -> bool:

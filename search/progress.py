@@ -7,7 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.storages import RDBStorage
+from optuna.storages._rdb.models import TrialModel
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
+from sqlalchemy import func
 from tqdm import tqdm
 
 from search.objective import FAIL_REASON
@@ -18,7 +22,16 @@ MAX_CONSECUTIVE_FAILURES = 10
 
 
 def count_states(study: optuna.Study) -> Counter[TrialState]:
-    return Counter(t.state for t in study.get_trials(deepcopy=False))
+    """Trials by state. On a database, one COUNT query: reading every trial to count them cost
+    a few ms per trial on a long study, paid before each trial starts and after each ends."""
+    backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's trial cache
+    if not isinstance(backend, RDBStorage):
+        return Counter(t.state for t in study.get_trials(deepcopy=False))
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(TrialModel.state, func.count(TrialModel.trial_id))
+                .filter(TrialModel.study_id == study._study_id)
+                .group_by(TrialModel.state).all())
+    return Counter({state: count for state, count in rows})
 
 
 def finished(counts: Counter[TrialState]) -> int:

@@ -19,6 +19,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from search.gate import WORKER_ATTR, may_start
+from search.progress import count_states
 from search.spec import StudySpec
 from search.study import load_or_create, open_storage
 from search.workers import WorkerJob, run_jobs, start_workers, thread_share, worker_device
@@ -215,3 +216,33 @@ def test_jobs_sigterm_fails_running_trials_and_leaves_none_running(workdir: Path
     assert proc.returncode == 130, err
     assert "--jobs 2" in err
     assert TrialState.RUNNING not in {t.state for t in trials}
+
+
+def _mixed_states(study: optuna.Study) -> Counter[TrialState]:
+    for state in (TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        study.tell(study.ask(), 0.5 if state == TrialState.COMPLETE else None, state=state)
+    study.ask()  # left RUNNING
+    study.enqueue_trial({"lr": 0.01})  # WAITING
+    return Counter({TrialState.COMPLETE: 2, TrialState.PRUNED: 1, TrialState.FAIL: 1,
+                    TrialState.RUNNING: 1, TrialState.WAITING: 1})
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell by hand, on purpose
+def test_count_states_on_a_server_is_what_the_trials_say(server: str) -> None:
+    # Rule: the one-query count (the gate's and the progress bar's) agrees with the trials.
+    _, study = new_study(server, tiny_spec())
+    expected = _mixed_states(study)
+    assert count_states(study) == expected == Counter(t.state for t in study.get_trials())
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell by hand, on purpose
+@pytest.mark.parametrize("where", ["sqlite", "memory"])
+def test_count_states_on_sqlite_and_in_memory_is_what_the_trials_say(tmp_path: Path,
+                                                                     where: str) -> None:
+    if where == "sqlite":
+        study = load_or_create("counts", open_storage(f"sqlite:///{tmp_path / 'c.db'}"),
+                               tiny_spec())
+    else:
+        study = optuna.create_study()
+    expected = _mixed_states(study)
+    assert count_states(study) == expected == Counter(t.state for t in study.get_trials())
