@@ -19,6 +19,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search.objective import FAIL_REASON
+from search.study import rdb_backend
 
 WORKER_ATTR = "worker"  # trial user attr: who ran the trial (host:pid:worker index)
 
@@ -50,9 +51,8 @@ def orphan_pid(trial: FrozenTrial, host: str) -> int | None:
 
 
 def is_local_sqlite(study: optuna.Study) -> bool:
-    backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's trial cache
-    engine = getattr(backend, "engine", None)
-    return engine is not None and engine.dialect.name == "sqlite"
+    backend = rdb_backend(study)
+    return backend is not None and backend.engine.dialect.name == "sqlite"
 
 
 def fail_orphans(study: optuna.Study, trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:

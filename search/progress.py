@@ -7,7 +7,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.storages import RDBStorage
 from optuna.storages._rdb.models import TrialModel
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
@@ -15,6 +14,7 @@ from sqlalchemy import func
 from tqdm import tqdm
 
 from search.objective import FAIL_REASON
+from search.study import rdb_backend
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Stop a run whose trials keep failing: the space or the data is broken, not unlucky.
@@ -24,8 +24,8 @@ MAX_CONSECUTIVE_FAILURES = 10
 def count_states(study: optuna.Study) -> Counter[TrialState]:
     """Trials by state. On a database, one COUNT query: reading every trial to count them cost
     a few ms per trial on a long study, paid before each trial starts and after each ends."""
-    backend = getattr(study._storage, "_backend", study._storage)  # under Optuna's trial cache
-    if not isinstance(backend, RDBStorage):
+    backend = rdb_backend(study)
+    if backend is None:
         return Counter(t.state for t in study.get_trials(deepcopy=False))
     with _create_scoped_session(backend.scoped_session) as session:
         rows = (session.query(TrialModel.state, func.count(TrialModel.trial_id))

@@ -68,6 +68,12 @@ def mask_url(url: str) -> str:
     return head + sep + _SECRET_QUERY.sub(r"\1***", query)
 
 
+def rdb_backend(study: optuna.Study) -> RDBStorage | None:
+    """The database storage behind ``study`` (under Optuna's trial cache); None for others."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
 def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD),
                  max_retry: int = MAX_RETRY) -> RDBStorage:
     """An RDB storage with heartbeats, so a killed worker's trial is failed and retried."""

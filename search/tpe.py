@@ -77,11 +77,7 @@ class _Columns:
         self.values: list[np.ndarray | None] = [None] * width
 
     def reserve(self, size: int) -> None:
-        if size <= len(self.known):
-            return
-        size = max(size, 2 * len(self.known), 64)
-        self.known, self.has = _grown(self.known, size), _grown(self.has, size)
-        self.values = [None if v is None else _grown(v, size) for v in self.values]
+        self.known, self.has, *self.values = _reserved([self.known, self.has, *self.values], size)
 
     def add(self, number: int, row: _Row) -> None:
         self.known[number] = True
@@ -95,10 +91,27 @@ class _Columns:
             column[number] = value
 
 
-def _grown(array: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(size, dtype=array.dtype)
-    out[:len(array)] = array
-    return out
+def _reserved(arrays: list[Any], size: int) -> list[Any]:
+    """Arrays indexed by trial number (the first one always exists; others may still be None),
+    grown together to hold index ``size - 1``, doubling so that growth is rare."""
+    if size <= len(arrays[0]):
+        return arrays
+    size = max(size, 2 * len(arrays[0]), 64)
+    grown = []
+    for array in arrays:
+        if array is not None:
+            bigger = np.zeros(size, dtype=array.dtype)
+            bigger[:len(array)] = array
+            array = bigger
+        grown.append(array)
+    return grown
+
+
+class _Numbered(list[FrozenTrial]):
+    """A split's side, with its trials' numbers as an array: each group's estimator looks its
+    rows up by them, so they are taken once per split, not once per group."""
+
+    numbers: np.ndarray
 
 
 class _Scores:
@@ -137,10 +150,8 @@ class _Scores:
         return _in_number_order(trials, numbers, below), _in_number_order(trials, numbers, above)
 
     def _reserve(self, size: int) -> None:
-        if size > len(self.known):
-            size = max(size, 2 * len(self.known), 64)
-            self.known, self.complete = _grown(self.known, size), _grown(self.complete, size)
-            self.first, self.second = _grown(self.first, size), _grown(self.second, size)
+        self.known, self.complete, self.first, self.second = _reserved(
+            [self.known, self.complete, self.first, self.second], size)
 
     def _add(self, trial: FrozenTrial, direction: optuna.study.StudyDirection) -> None:
         n = trial.number
@@ -162,8 +173,11 @@ class _Scores:
 
 
 def _in_number_order(trials: list[FrozenTrial], numbers: np.ndarray,
-                     positions: np.ndarray) -> list[FrozenTrial]:
-    return [trials[i] for i in positions[np.argsort(numbers[positions], kind="stable")].tolist()]
+                     positions: np.ndarray) -> _Numbered:
+    positions = positions[np.argsort(numbers[positions], kind="stable")]
+    side = _Numbered(trials[i] for i in positions.tolist())
+    side.numbers = numbers[positions]
+    return side
 
 
 class GroupedTPESampler(optuna.samplers.TPESampler):
@@ -262,7 +276,8 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
     def _finished_repr(self, trials: list[FrozenTrial], search_space: dict[str, BaseDistribution],
                        study: optuna.Study) -> dict[str, np.ndarray]:
         columns = self._columns.setdefault(tuple(search_space.items()), _Columns(len(search_space)))
-        numbers = np.fromiter((t.number for t in trials), dtype=np.int64, count=len(trials))
+        numbers = (trials.numbers if isinstance(trials, _Numbered) else
+                   np.fromiter((t.number for t in trials), dtype=np.int64, count=len(trials)))
         if numbers.size:
             columns.reserve(int(numbers.max()) + 1)
             for position in np.flatnonzero(~columns.known[numbers]).tolist():
