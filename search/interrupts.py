@@ -8,18 +8,36 @@ signal, and the training loop asks after every batch, so a swallowed one is rais
 
 from __future__ import annotations
 
+import _weakrefset
 import contextlib
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
+from types import FrameType
 
 _signalled = False
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+# Where finalizers run: weakref callbacks live in these files; __del__ methods anywhere.
+_FINALIZER_FILES = (weakref.__file__, _weakrefset.__file__)
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    if frame is None:
+        return False
+    code = frame.f_code
+    return code.co_name == "__del__" or code.co_filename in _FINALIZER_FILES
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     global _signalled
     _signalled = True
+    if _in_finalizer(frame):
+        # Raised here, it would be printed as "Exception ignored in ..." and dropped; noted,
+        # it is raised by the next check() (the training loop asks after every batch).
+        return
     raise KeyboardInterrupt
 
 
