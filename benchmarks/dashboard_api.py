@@ -24,15 +24,16 @@ from pathlib import Path
 import optuna
 
 from model_space import SearchSpace, sample_config
-from search.spec import StudySpec
-from search.study import default_storage, load_or_create, open_storage
+from search.study.spec import StudySpec
+from search.study.storage import default_storage, open_storage
+from search.study.studies import load_or_create
 
 EPOCHS = 8
 NAME = "bench"
 
 
 def fake_objective(trial: optuna.Trial) -> float:
-    """No training: the same params, reports and user attrs as search.objective, made up."""
+    """No training: the same params, reports and user attrs as search.training.objective, made up."""
     config = sample_config(trial, SearchSpace())
     # A made-up accuracy curve that rises with the lr's distance from too small or too large.
     quality = math.exp(-abs(math.log10(config.lr) + 2.5)) * (0.9 + 0.02 * len(config.widths))

@@ -1,7 +1,7 @@
 """Search efficiency: the same search under several sampler/pruner strategies, side by side.
 
 For each task (digits, and a CIFAR-shaped 3x32x32 task written by benchmarks/shapes.py) and
-each seed, every strategy runs the real objective (search.objective.Objective: our model,
+each seed, every strategy runs the real objective (search.training.objective.Objective: our model,
 training loop, reporting and pruning) for the same number of trials, interleaved strategy by
 strategy so machine noise hits all alike. Each finished trial is logged with wall seconds,
 process CPU seconds and cumulative epochs since the run began, and the best validation
@@ -44,9 +44,11 @@ from efficiency_summary import (  # benchmarks/ is on sys.path
 )
 
 from model_space import SearchSpace
-from search.data import DataBundle, DataOptions, load_bundle
-from search.objective import Objective
-from search.study import enqueue_baseline, make_pruner, make_sampler
+from search.data.options import DataOptions
+from search.data.registry import DataBundle, load_bundle
+from search.strategy.samplers import make_pruner, make_sampler
+from search.study.studies import enqueue_baseline
+from search.training.objective import Objective
 
 OUT = Path("reports/benchmarks")
 SHAPES_DIR = Path("data/bench-shapes")

@@ -19,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-# The default for each task's kind of data (search.spec.default_pruner): what the README quotes.
+# The default for each task's kind of data (search.study.spec.default_pruner): what
+# docs/benchmarks/search-efficiency.md quotes.
 DEFAULTS = {"digits": "tpe+sha", "shapes": "tpe+hyperband+baseline"}
 RANDOM = "random+none"
 # Trials per run of each task; a run of another length (--trials) is a strategy of its own.

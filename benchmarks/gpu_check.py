@@ -19,11 +19,12 @@ import optuna
 import torch
 
 from model_space import SearchSpace, build_model, sample_config
-from search.data import DataOptions, load_bundle
-from search.objective import Objective
-from search.run import resolve_device
-from search.train import autocast
-from search.workers import free_device_memory
+from search.data.options import DataOptions
+from search.data.registry import load_bundle
+from search.training.device import resolve_device
+from search.training.loop import autocast
+from search.training.objective import Objective
+from search.training.workers import free_device_memory
 
 TRIALS = 12
 

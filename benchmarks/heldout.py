@@ -29,7 +29,8 @@ from efficiency import tasks  # benchmarks/ is on sys.path
 from efficiency_summary import best, label, max_epochs
 
 from model_space import sample_config
-from search.retrain import BestConfig, full_data, retrain
+from search.results.best_config import BestConfig
+from search.results.retrain import retrain
 
 
 def heldout_accuracy(run: dict[str, Any], seeds: int) -> float:
@@ -39,8 +40,7 @@ def heldout_accuracy(run: dict[str, Any], seeds: int) -> float:
     # the task's own.
     data = dataclasses.replace(task.data, dataset=run.get("dataset", task.data.dataset))
     config = sample_config(optuna.trial.FixedTrial(run["best"]["params"]), task.space)
-    chosen = BestConfig(data=full_data(data), config=config, epochs=max_epochs(run),
-                        seed=0, raw={})
+    chosen = BestConfig(data=data, config=config, epochs=max_epochs(run), seed=0, provenance={})
     with tempfile.TemporaryDirectory() as out:
         result = retrain(chosen, seeds, Path(out), torch.device("cpu"))
     return float(result.metrics["test_accuracy_mean"])

@@ -21,7 +21,7 @@ from pathlib import Path
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from search.imagefolder import load_tree
+from search.data.imagefolder import load_tree
 
 def status(key):
     for line in open("/proc/self/status"):

@@ -9,7 +9,7 @@ training. Four setups advance in lockstep, one trial each in turn, so machine no
 - optuna-ours-sqlite: Optuna's own TPESampler with our settings (grouped multivariate, 10
   start-up trials) and our pruner on a plain SQLite URL, plain study.optimize: what a
   hand-written script with the same strategy would pay;
-- cnn-search: the real path of `python -m search.run` (search.study.open_storage with WAL and
+- cnn-search: the real path of `python -m search.run` (search.study.studies.open_storage with WAL and
   heartbeat, load_or_create, the trial gate with its lock, stale check and count, progress).
 
     python benchmarks/overhead.py [--trials 1000]
@@ -30,10 +30,12 @@ from pathlib import Path
 import optuna
 
 from model_space import SearchSpace, sample_config
-from search.gate import FileLock, _try_one
-from search.progress import ProgressCallback
-from search.spec import StudySpec
-from search.study import load_or_create, make_pruner, open_storage
+from search.strategy.samplers import make_pruner
+from search.study.gate import FileLock, _try_one
+from search.study.progress import ProgressCallback
+from search.study.spec import StudySpec
+from search.study.storage import open_storage
+from search.study.studies import load_or_create
 
 EPOCHS = 8
 SPACE = SearchSpace()

@@ -1,7 +1,7 @@
 """Which textbook recipe a study tries first: one full trial of each, on each efficiency task.
 
 Each candidate is a common starting point for small CNNs with batch norm, run as an enqueued
-trial through the real objective (search.objective.Objective) with the task's epochs, on three
+trial through the real objective (search.training.objective.Objective) with the task's epochs, on three
 trial seeds. The architecture is the one model_space.baseline_params picks for the task's
 space (three blocks, channels doubling up to the widest choice, batch 64, dropout 0.1). Besides
 the two efficiency tasks, the shapes images are searched in the default space too (widths up
@@ -23,8 +23,8 @@ import torch
 from efficiency import Task, ensure_shapes, tasks  # benchmarks/ is on sys.path
 
 from model_space import SearchSpace, baseline_params
-from search.data import DataBundle, load_bundle
-from search.objective import Objective
+from search.data.registry import DataBundle, load_bundle
+from search.training.objective import Objective
 
 SGD = {"optimizer": "sgd", "weight_decay": 5e-4, "sgd_momentum": 0.9, "sgd_nesterov": True}
 CANDIDATES = {

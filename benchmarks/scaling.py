@@ -38,8 +38,8 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from search.gate import FileLock, ServerLock, optimize_to_target
-from search.study import open_storage
+from search.study.gate import FileLock, ServerLock, optimize_to_target
+from search.study.storage import open_storage
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -87,8 +87,9 @@ def _fixed_training(draw: int, threads: int, epochs: int, started: Any = None) -
     import torch
 
     from model_space import build_model, build_optimizer
-    from search.data import DataOptions, load_bundle
-    from search.train import fit
+    from search.data.options import DataOptions
+    from search.data.registry import load_bundle
+    from search.training.loop import fit
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(threads)

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from model_space import TrialConfig, build_model, build_optimizer
-from search.data import DataBundle, Split, channel_stats
-from search.train import Normalizer, augment_batch, fit
+from search.data.registry import DataBundle, Split, channel_stats
+from search.training.loop import Normalizer, augment_batch, fit
 
 SHAPE = (3, 32, 32)
 

@@ -18,8 +18,8 @@ import warnings
 import optuna
 from overhead import objective  # benchmarks/ is on sys.path as a script
 
-from search.study import make_pruner
-from search.tpe import GroupedTPESampler
+from search.strategy.samplers import make_pruner
+from search.strategy.tpe import GroupedTPESampler
 
 
 def draw_seconds(study: optuna.Study, sampler: optuna.samplers.BaseSampler) -> float:

@@ -20,10 +20,12 @@ import torch
 from torch import nn
 
 from model_space import SearchSpace, TrialConfig, build_model, build_optimizer
-from search.data import DataOptions, load_bundle
-from search.objective import Objective
-from search.spec import StudySpec
-from search.study import load_or_create, open_storage
+from search.data.options import DataOptions
+from search.data.registry import load_bundle
+from search.study.spec import StudySpec
+from search.study.storage import open_storage
+from search.study.studies import load_or_create
+from search.training.objective import Objective
 
 PARAMS = {"depth": 2, "width_0": 32, "width_1": 64, "optimizer": "sgd", "lr": 0.05,
           "weight_decay": 5e-4, "dropout": 0.1, "batch_size": 32, "sgd_momentum": 0.9,

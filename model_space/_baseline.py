@@ -4,8 +4,9 @@ A search that starts from random draws can spend its first minutes on nets that 
 The recipe below is the standard one for small CNNs with batch norm (SGD with Nesterov
 momentum 0.9, weight decay 5e-4, cosine schedule, channels doubling per block), so the first
 trial already gives a usable model. benchmarks/recipes.py chose it and its learning rate
-(README, "The first trial: a textbook recipe"): 0.05 led on narrow nets but stalled near chance
-with 128 channels on the same images; 0.02 was never far behind and never stalled.
+(docs/benchmarks/search-efficiency.md, "The first trial: a textbook recipe"): 0.05 led on
+narrow nets but stalled near chance with 128 channels on the same images; 0.02 was never far
+behind and never stalled.
 """
 
 from __future__ import annotations

@@ -13,28 +13,14 @@ from typing import NoReturn
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
-from model_space import SpaceError
-from search.checkpoint import CheckpointError
-from search.data import DataError
+from search.errors import InputError, UsageError  # noqa: F401 - commands raise cli.UsageError
 from search.hints import did_you_mean, first_line
-from search.spec import SpecError
-from search.storage import StorageError
+from search.optuna_private import TRIAL_LOGGER
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # something failed while working
 EXIT_USAGE = 2  # bad usage or bad input
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
-
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class UsageError(Exception):
-    """Bad usage or input: printed as one line, exit code 2."""
-
-
-# Everything that means "the input is wrong", as opposed to "something broke while working".
-INPUT_ERRORS = (UsageError, SpecError, SpaceError, DataError, CheckpointError, StorageError)
-
 
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line naming the bad value, with exit code 2."""
@@ -55,14 +41,6 @@ class Parser(argparse.ArgumentParser):
 def fail(prog: str, message: str, code: int = EXIT_USAGE) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
-
-
-def check_study_name(name: str) -> str:
-    # Study names become file names under studies/ and reports/: nothing may escape them.
-    if not _STUDY_NAME.match(name) or ".." in name:
-        raise UsageError(f"study name {name!r} must be 1-128 letters, digits, '.', '_' or '-' "
-                         "and must not contain '..'")
-    return name
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -118,7 +96,7 @@ def quiet_libraries() -> None:
     """Warnings only from Optuna and Alembic: our own progress bar and summary say the rest."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    trial_logger = logging.getLogger("optuna.study._optimize")
+    trial_logger = logging.getLogger(TRIAL_LOGGER)
     if not any(isinstance(f, _PlainTrialFailures) for f in trial_logger.filters):
         trial_logger.addFilter(_PlainTrialFailures())
 
@@ -137,7 +115,7 @@ def run_cli(prog: str, work: Callable[[], int], on_interrupt: int = EXIT_INTERRU
     """
     try:
         return work()
-    except INPUT_ERRORS as error:
+    except InputError as error:  # "the input is wrong", not "something broke"
         return fail(prog, str(error))
     except KeyboardInterrupt:
         # Outside a trial (loading data, printing the summary): nothing is left RUNNING.

@@ -11,12 +11,10 @@ from typing import BinaryIO
 
 import optuna
 from optuna.artifacts.exceptions import ArtifactNotFound
-from optuna_dashboard import run_server
 
 from search import cli
-from search.artifacts import ARTIFACT_ROOT
-from search.storage import open_user_storage
-from search.study import default_storage, mask_url
+from search.results.artifacts import ARTIFACT_ROOT
+from search.study.storage import check_study_name, default_storage, mask_url, open_user_storage
 
 PROG = "python -m search.dashboard"
 DEFAULT_STUDY = "digits"
@@ -64,8 +62,8 @@ def port_number(text: str) -> int:
     return port
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = cli.Parser(prog=PROG, description="Browse studies in optuna-dashboard.")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description="Browse studies in optuna-dashboard.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--study", help=f"study name; storage sqlite:///studies/<study>.db "
                                        f"(default {DEFAULT_STUDY})")
@@ -73,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
+    p.set_defaults(prog=prog)  # messages name the command as it was called
     return p
 
 
@@ -80,7 +79,7 @@ def shown_ids(storage: optuna.storages.BaseStorage, study: str | None) -> list[i
     """Ids of the studies to show: the named one (KeyError if absent), or all."""
     if study is not None:
         return [storage.get_study_id_from_name(study)]
-    return [s._study_id for s in storage.get_all_studies()]
+    return [storage.get_study_id_from_name(s.study_name) for s in storage.get_all_studies()]
 
 
 def read_in(storage: optuna.storages.BaseStorage, ids: list[int]) -> None:
@@ -101,7 +100,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    study = None if args.storage else cli.check_study_name(args.study or DEFAULT_STUDY)
+    study = None if args.storage else check_study_name(args.study or DEFAULT_STUDY)
     url = args.storage or default_storage(study)
     # optuna-dashboard re-reads all of a study's trials every 10 s. Through Optuna's trial cache
     # (the one optuna.load_study uses) it reads only the trials that were unfinished or are new.
@@ -117,20 +116,22 @@ def serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"optuna-dashboard on {mask_url(url)}: http://{host}:{args.port}{path}  (Ctrl-C stops it)",
           flush=True)
+    from optuna_dashboard import run_server  # here: --help answers without loading the server
+
     try:
         run_server(storage, host=args.host, port=args.port, artifact_store=store)
     except OSError as error:
-        return cli.fail(PROG, f"cannot listen on {args.host}:{args.port}: {error}", cli.EXIT_FAILURE)
+        return cli.fail(args.prog, f"cannot listen on {args.host}:{args.port}: {error}", cli.EXIT_FAILURE)
     return cli.EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     cli.quiet_libraries()
     # SIGTERM keeps its default (exit at once): the server holds nothing to clean up, and as an
     # exception it could be swallowed by wsgiref's handler of a request in progress. Ctrl-C is
     # how a server is stopped, so it exits 0.
-    return cli.run_cli(PROG, lambda: serve(args), on_interrupt=cli.EXIT_OK)
+    return cli.run_cli(args.prog, lambda: serve(args), on_interrupt=cli.EXIT_OK)
 
 
 if __name__ == "__main__":

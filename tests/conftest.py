@@ -14,19 +14,12 @@ import optuna
 import pytest
 import torch
 
-from search.data import DataBundle, DataOptions, Split, load_bundle
+from search.data.options import DataOptions
+from search.data.registry import DataBundle, Split, load_bundle
+from tests.helpers.configs import TINY_SPACE_TOML
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 torch.set_num_threads(1)
-
-# A small space that trains in well under a second per epoch on the digits.
-TINY_SPACE_TOML = """
-[space]
-depth = [1, 2]
-widths = [8, 16]
-batch_sizes = [64]
-"""
-
 
 @pytest.fixture(scope="session")
 def digits() -> DataBundle:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from search import report, run
-from tests.conftest import TINY_SPACE_TOML
-from tests.search.badinput import CASES, MARKER, Case
-from tests.search.clirunner import Outcome, run_forked, run_process, snapshot
+from tests.helpers.badinput import CASES, MARKER, Case
+from tests.helpers.clirunner import Outcome, run_forked, run_process, snapshot
+from tests.helpers.configs import TINY_SPACE_TOML
 
 # Cases that also run as a plain `python -m`, imports and all: one or more per CLI, and those
 # whose time limit must hold for a fresh interpreter.

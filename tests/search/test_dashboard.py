@@ -15,12 +15,16 @@ import pytest
 import torch
 
 from model_space import TrialConfig, build_model
-from search.artifacts import ARTIFACT_ROOT, ModelSaver, artifact_dir
 from search.dashboard import StudyArtifactStore, main
-from search.data import DataBundle
-from search.note import study_note, write_study_note
-from search.spec import StudySpec
-from search.study import default_storage, load_or_create, open_storage
+from search.data.registry import DataBundle
+from search.results.artifacts import ARTIFACT_ROOT, artifact_dir
+from search.results.checkpoint import load_checkpoint
+from search.results.model_saver import ModelSaver
+from search.study.note import study_note, write_study_note
+from search.study.spec import StudySpec
+from search.study.storage import default_storage, open_storage
+from search.study.studies import load_or_create
+from tests.helpers.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,19 +34,13 @@ CONFIG = TrialConfig(widths=(8,), optimizer="adam", lr=1e-2, weight_decay=0.0, d
 N_TRIALS = 4
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def finished_study(name: str, data: DataBundle, root: Path = Path()) -> optuna.Study:
     """A study in root/studies/<name>.db shaped like a search: user attrs, epochs, a best model."""
     (root / "studies").mkdir(exist_ok=True)
     url = default_storage(name, root / "studies")
     study = load_or_create(name, open_storage(url), StudySpec())
     write_study_note(study, url, StudySpec(), data)
-    saver = ModelSaver(artifact_dir(name, root / ARTIFACT_ROOT), data, "best")
+    saver = ModelSaver(artifact_dir(name, root / ARTIFACT_ROOT), data.format, "best")
     model = build_model(CONFIG, data.input_shape, data.n_classes)
 
     def objective(trial: optuna.Trial) -> float:
@@ -116,6 +114,9 @@ def test_dashboard_serves_study_trials_note_and_best_model(served: tuple[str, op
     checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
     assert checkpoint["config"] == CONFIG.to_dict()
     assert checkpoint["metrics"]["val_accuracy"] == study.best_value
+    # Rule: the download is a checkpoint like model.pt: load_checkpoint (search.predict's reader)
+    # rebuilds it (it once lacked the checkpoint marker and was refused).
+    assert load_checkpoint(tmp_path / "best.pt").config == CONFIG
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -206,7 +207,7 @@ def test_study_note_lists_data_splits_space_and_export(tiny: DataBundle) -> None
     assert "`digits`: 1x8x8 images, 10 classes" in note
     assert f"train {len(tiny.train)}" in note and f"validation {len(tiny.val)}" in note
     assert all(f"| `{key}` |" in note for key in StudySpec().space.to_dict())
-    assert "python -m search.report --study mine --storage postgresql://u:***@db/s" in note
+    assert "python -m search.report --study mine --storage 'postgresql://u:***@db/s'" in note
     assert "pw" not in note
     # Rule: the note says whether the first trial is the textbook recipe.
     assert "user attr `baseline`" in note

@@ -9,9 +9,9 @@ import optuna
 import pytest
 
 from search.run import main
-from search.spec import MAX_DEFAULT_EPOCHS, StudySpec, default_epochs
-from search.study import SPEC_ATTR
-from tests.search.dataset_files import write_cifar10, write_cifar100, write_mnist, write_tree
+from search.schema import SPEC_ATTR
+from search.study.spec import MAX_DEFAULT_EPOCHS, StudySpec, default_epochs
+from tests.helpers.dataset_files import write_cifar10, write_cifar100, write_mnist, write_tree
 
 TINY = ["--trials", "2", "--epochs", "1", "--config", "tiny.toml", "--quiet"]
 
@@ -128,7 +128,7 @@ STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
 def test_study_files_are_valid_specs_named_after_their_dataset(path: Path) -> None:
-    from search.spec import read_toml
+    from search.study.spec import read_toml
 
     spec, run = read_toml(path)
     # Rule: every tracked study spec loads, and studies/<name>.toml searches dataset <name>.

@@ -16,11 +16,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.gate import FileLock, _try_one
-from search.objective import FAIL_REASON
-from search.study import open_storage
-from tests.search.clirunner import run_forked
-from tests.search.test_run import cli, finished, load, read_states, states, wait_for
+from search.schema import FAIL_REASON
+from search.study.gate import FileLock, _try_one
+from search.study.storage import open_storage
+from tests.helpers.clirunner import run_forked
+from tests.helpers.studies import cli, finished, load, read_states, states, wait_for
 
 # Width 10**17: its first convolution alone asks for 3.6e18 bytes, past any machine's address
 # space, so allocation fails at once and deterministically, before any memory is touched.

@@ -9,10 +9,12 @@ from PIL import Image
 
 from model_space import TrialConfig, build_model
 from search import predict
-from search.checkpoint import load_checkpoint, save_checkpoint
-from search.data import DataBundle
-from search.train import Normalizer
-from search.train import predict as predict_indices
+from search.data.imagefolder import load_tree
+from search.data.images import read_image
+from search.data.registry import DataBundle
+from search.results.checkpoint import load_checkpoint, write_checkpoint
+from search.training.loop import Normalizer
+from search.training.loop import predict as predict_indices
 
 CONFIG = TrialConfig(widths=(8,), optimizer="adam", lr=1e-3, weight_decay=0.0, dropout=0.0,
                      batch_size=64)
@@ -24,7 +26,7 @@ def model_path(tmp_path: Path, digits: DataBundle) -> Path:
     torch.manual_seed(0)
     model = build_model(CONFIG, digits.input_shape, digits.n_classes)
     path = tmp_path / "model.pt"
-    save_checkpoint(path, model, CONFIG, digits.input_shape, digits.classes, digits.mean, digits.std)
+    write_checkpoint(path, model, CONFIG, digits.format)
     return path
 
 
@@ -55,7 +57,8 @@ def test_predict_png_and_jpeg_files_and_folders(model_path: Path, tmp_path: Path
     assert sorted(lines) == sorted([*written, "rgb0.JPG", "rgb1.JPG", "rgb2.JPG"])
     assert all(label in digits.classes and 0 < p <= 1 for label, p in lines.values())
     checkpoint = load_checkpoint(model_path)
-    normalize = Normalizer.from_stats(checkpoint.mean, checkpoint.std, torch.device("cpu"))
+    normalize = Normalizer.from_stats(checkpoint.format.mean, checkpoint.format.std,
+                                      torch.device("cpu"))
     expected = predict_indices(checkpoint.model, torch.stack(list(written.values())), normalize)
     # Rule: a gray PNG already at the input size is classified exactly as the raw tensor is.
     assert [lines[name][0] for name in written] == [digits.classes[i] for i in expected.tolist()]
@@ -95,3 +98,39 @@ def test_predict_corrupt_or_foreign_checkpoint_is_one_line(model_path: Path, tmp
     err = capsys.readouterr().err
     # Rule: a checkpoint that is not ours or not whole is refused in one line, exit 2.
     assert code == 2 and err.count("\n") == 1 and needle in err
+
+
+def _color_image(seed: int, size: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".gif", ".png", ".jpeg"])
+def test_predict_reads_what_a_training_tree_reads(tmp_path: Path, suffix: str) -> None:
+    # A model trained on a .webp or .gif tree could not be used by search.predict: training read
+    # with torchvision, prediction with PIL and PNG/JPEG only. Both now read through one reader.
+    for label in ("a", "b"):
+        folder = tmp_path / "tree" / "train" / label
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(_color_image(i + 10 * (label == "b"), 40)).save(folder / f"{i}{suffix}")
+    tree = load_tree(tmp_path / "tree", tmp_path / "cache", image_size=24)
+    files = sorted((tmp_path / "tree" / "train").rglob(f"*{suffix}"))
+    read = torch.stack([read_image(path, (3, 24, 24)) for path in files])
+    # Rule: predict's reader gives exactly the tensors training decoded and resized.
+    assert torch.equal(read, tree.x)
+
+
+def test_predict_skips_hidden_files_as_training_does(model_path: Path, tmp_path: Path,
+                                                     digits: DataBundle,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    written = _write_images(tmp_path / "images", digits)
+    (tmp_path / "images" / "._gray0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / "images" / ".hidden").mkdir()
+    Image.fromarray(digits.val.x[0, 0].numpy(), mode="L").save(tmp_path / "images" / ".hidden" / "x.png")
+    Image.fromarray(digits.val.x[1, 0].numpy(), mode="L").save(tmp_path / "images" / "more.webp")
+    code = predict.main([str(model_path), str(tmp_path / "images")])
+    lines = _lines(capsys.readouterr().out)
+    # Rule: a folder yields the files a training tree would use: hidden ones are skipped, WebP read.
+    assert code == 0
+    assert sorted(lines) == sorted([*written, "rgb0.JPG", "rgb1.JPG", "rgb2.JPG", "more.webp"])

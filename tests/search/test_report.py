@@ -16,12 +16,18 @@ import pytest
 import torch
 from optuna.artifacts import get_all_artifact_meta
 
-import search.data
+import search.data.registry
+from model_space import TrialConfig
 from search import report, retrain, run
-from search.checkpoint import load_checkpoint
-from search.data import DataOptions, load_test_split
-from search.train import Normalizer, predict
-from tests.conftest import TINY_SPACE_TOML
+from search.data.options import DataOptions
+from search.data.registry import load_test_split
+from search.results.best_config import BestConfig
+from search.results.checkpoint import load_checkpoint
+from search.training.loop import Normalizer, predict
+from tests.helpers.configs import TINY_SPACE_TOML
+
+CONFIG = TrialConfig(widths=(8,), optimizer="adam", lr=1e-2, weight_decay=0.0, dropout=0.0,
+                     batch_size=64, beta1=0.9)
 
 STUDY = "tiny-report"
 FILES = ("best_config.json", "metrics.json", "model.pt", "model.pt2", "report.md", "report.html",
@@ -45,9 +51,9 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reported]:
     (root / "tiny.toml").write_text(TINY_SPACE_TOML)
     calls = {"search": 0, "report": 0}
     phase = ["search"]
-    real = search.data.load_test_split
+    real = search.data.registry.load_test_split
 
-    def spy(options: DataOptions) -> search.data.Split:
+    def spy(options: DataOptions) -> search.data.registry.Split:
         calls[phase[0]] += 1
         return real(options)
 
@@ -107,15 +113,20 @@ def test_report_metrics_and_config_hold_what_retraining_needs(reported: Reported
     assert metrics["test_accuracy_std"] >= 0 and metrics["n_params"] > 0 and metrics["train_seconds"] > 0
     assert metrics["val_accuracy"] == config["provenance"]["val_accuracy"]
     # Rule: best_config.json carries data, model, budget and provenance, not the search space.
-    assert config["spec"]["dataset"] == "digits" and "space" not in config["spec"]
-    assert config["epochs"] == 2 and config["batch_size"] == 64 and config["seed"] == 0
+    assert config["format"] == "cnn-search-best-config/2"
+    assert config["data"]["dataset"] == "digits" and "space" not in config
+    assert config["epochs"] == 2 and config["model"]["batch_size"] == 64 and config["seed"] == 0
+    # Rule: no value is stored twice (version 1 kept epochs, seed and batch_size in two places).
+    assert set(config) == {"format", "data", "epochs", "seed", "model", "provenance"}
+    assert not {"epochs", "seed", "batch_size"} & set(config["data"])
     assert {"study", "trial", "optuna_version", "torch_version"} <= set(config["provenance"])
 
 
 def _test_predictions(model_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     checkpoint = load_checkpoint(model_path)
     test = load_test_split(DataOptions())
-    normalize = Normalizer.from_stats(checkpoint.mean, checkpoint.std, torch.device("cpu"))
+    normalize = Normalizer.from_stats(checkpoint.format.mean, checkpoint.format.std,
+                                      torch.device("cpu"))
     return predict(checkpoint.model, test.x, normalize), test.y
 
 
@@ -204,8 +215,9 @@ def test_report_or_retrain_stopped_part_way_leaves_the_last_report_whole(
 def _study_with(root: Path, names: tuple[str, ...], pruned_only: bool = False) -> str:
     import optuna
 
-    from search.spec import StudySpec
-    from search.study import load_or_create, open_storage
+    from search.study.spec import StudySpec
+    from search.study.storage import open_storage
+    from search.study.studies import load_or_create
 
     url = f"sqlite:///{root / 'several.db'}"
     storage = open_storage(url)
@@ -249,8 +261,19 @@ def test_report_missing_storage_is_not_created(workdir: Path, capsys: pytest.Cap
 @pytest.mark.parametrize("content, needle", [
     ("{not json", "is not a JSON file"),
     ('{"format": "something-else"}', "is not a best_config.json"),
-    ('{"format": "cnn-search-best-config/1", "spec": {"dataset": "digits"}}', "incomplete or invalid"),
+    ('{"format": "cnn-search-best-config/1", "spec": {"dataset": "digits"}}', "'model' must be"),
     ('{"format": "cnn-search-best-config/1", "spec": {"epochs": 0}, "model": {}}', "epochs"),
+    # A hand-edited version 1 file: its top-level copy of epochs won, unchecked, and a retrain
+    # of 0 epochs replaced a good model with one at chance accuracy.
+    ('{"format": "cnn-search-best-config/1", "spec": {"epochs": 8}, "epochs": 0, "model": {}}',
+     "epochs must be an integer >= 1 but got 0"),
+    ('{"format": "cnn-search-best-config/2", "data": {}, "epochs": 0, "seed": 0, "model": {}}',
+     "epochs must be an integer >= 1 but got 0"),
+    ('{"format": "cnn-search-best-config/2", "data": {"datset": "x"}, "epochs": 1, "seed": 0, '
+     '"model": {}}', "unknown data key 'datset'"),
+    ('{"format": "cnn-search-best-config/2", "data": {}, "epochs": 1, "seed": 0, "model": {}}',
+     "invalid model"),
+    ('{"format": "cnn-search-best-config/9"}', "version '9'; this cnn-search reads versions 1, 2"),
 ])
 def test_retrain_bad_config_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str],
                                         content: str, needle: str) -> None:
@@ -268,4 +291,5 @@ def test_retrain_bad_config_is_one_line(workdir: Path, capsys: pytest.CaptureFix
 def test_retrain_full_data_undoes_a_search_subset(options: DataOptions,
                                                   expected: DataOptions) -> None:
     # Rule: the final retrain uses all of train+val even when the search trained on a subset.
-    assert retrain.full_data(options) == expected
+    best = BestConfig(data=options, config=CONFIG, epochs=1, seed=0, provenance={})
+    assert best.full_data == expected

@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
-from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -13,29 +10,13 @@ import pytest
 from optuna.trial import TrialState
 
 from model_space import baseline_params
-from search.objective import INTERRUPTED
 from search.run import main
-from search.spec import StudySpec
-from search.study import needs_baseline, stored_spec
+from search.schema import INTERRUPTED
+from search.study.spec import StudySpec
+from search.study.studies import needs_baseline, stored_spec
+from tests.helpers.studies import cli, finished, load, read_states, states, wait_for
 
 TINY = ["--epochs", "2", "--config", "tiny.toml", "--quiet"]
-
-
-def load(path: Path, name: str = "digits") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
-
-
-def states(study: optuna.Study) -> list[TrialState]:
-    return [t.state for t in study.get_trials(deepcopy=False)]
-
-
-def finished(study: optuna.Study) -> int:
-    return sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states(study))
-
-
-def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout)
 
 
 def test_run_cli_six_trials_end_to_end(workdir: Path) -> None:
@@ -45,7 +26,8 @@ def test_run_cli_six_trials_end_to_end(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "6 finished trials (target 6)" in result.stdout
     assert "best val_accuracy" in result.stdout
-    assert "optuna-dashboard sqlite:///studies/digits.db" in result.stdout
+    assert "browse:  python -m search.dashboard --study digits" in result.stdout
+    assert "export:  python -m search.report --study digits" in result.stdout
     study = load(workdir / "studies" / "digits.db")
     assert finished(study) == 6
     assert study.metric_names == ["val_accuracy"]
@@ -132,26 +114,6 @@ def test_run_bad_toml_key_is_refused(workdir: Path, capsys) -> None:
     (workdir / "bad.toml").write_text("epochs = 2\nlearning_rate = 0.1\n")
     assert main(["--config", "bad.toml"]) == 2
     assert "learning_rate" in capsys.readouterr().err
-
-
-def read_states(db: Path) -> list[str]:
-    """Trial states, read without writing: opening the file through Optuna while the run is
-    still creating its schema would race it."""
-    if not db.exists():
-        return []
-    try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as connection:
-            return [row[0] for row in connection.execute("SELECT state FROM trials")]
-    except sqlite3.Error:  # the schema is not there yet
-        return []
-
-
-def wait_for(predicate, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -15,14 +15,14 @@ import optuna
 import pytest
 import torch
 
-from search.cli import UsageError, check_study_name
-from search.imagefolder import cache_key, cache_path, load_tree, scan_tree
-from search.study import mask_url
-from tests.search.badinput import MARKER, Crafted
-from tests.search.clirunner import run_forked
-from tests.search.dataset_files import write_tree
-from tests.search.test_dashboard import free_port
-from tests.search.test_scale import SERVERS, _reachable
+from search.data.imagefolder import cache_key, cache_path, load_tree, scan_tree
+from search.errors import UsageError
+from search.study.storage import check_study_name, mask_url
+from tests.helpers.badinput import MARKER, Crafted
+from tests.helpers.clirunner import run_forked
+from tests.helpers.dataset_files import write_tree
+from tests.helpers.ports import free_port
+from tests.helpers.servers import SERVERS, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = [p for folder in ("search", "model_space", "benchmarks", "docs")
@@ -30,7 +30,7 @@ PRODUCT = [p for folder in ("search", "model_space", "benchmarks", "docs")
 # The one unpickling allowed: CIFAR's metadata file, in the dataset's own pickle format (its
 # batch files are unpickled by torchvision itself). Only files from the official source belong
 # there; models, caches and configs never go through pickle.
-PICKLE_ALLOWED = {"search/datasets.py"}
+PICKLE_ALLOWED = {"search/data/torchvision_sets.py"}
 
 
 def _calls(path: Path, owner: str, names: tuple[str, ...]) -> list[ast.Call]:
@@ -145,7 +145,7 @@ def _study_text(url: str, name: str) -> str:
 
 
 def test_password_in_storage_url_is_never_printed_written_or_stored(workdir: Path) -> None:
-    why = _reachable(SERVERS["postgresql"])
+    why = reachable(SERVERS["postgresql"])
     if why is not None:
         pytest.skip(f"postgresql is unreachable: {why}")
     # The server trusts local connections, so it accepts any password: a real run with one.

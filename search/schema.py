@@ -1,0 +1,29 @@
+"""The stored schema in code: every key this project writes into a study or a trial.
+
+Studies outlive the code that wrote them (a resumed study, a report run a month later, the
+dashboard), so the keys are written and read through these names only.
+"""
+
+from __future__ import annotations
+
+# Study user attrs.
+SPEC_ATTR = "spec"  # the study spec (JSON of StudySpec.to_flat()), written once at creation
+# Study system attrs.
+BEST_MODEL_ATTR = "cnn_search:best_model"  # {"trial", "value", "artifact_id"} of the saved best
+ARTIFACT_ATTR_PREFIX = "artifacts:"  # Optuna's own key for an artifact's metadata
+# The name of the study's one objective.
+OBJECTIVE_NAME = "val_accuracy"
+
+# Trial user attrs.
+BASELINE_ATTR = "baseline"  # True on the textbook-recipe trial a study starts from
+WORKER_ATTR = "worker"  # who ran the trial: "host:pid:worker index"
+FAIL_REASON = "fail_reason"  # why a trial failed, one line
+N_PARAMS = "n_params"  # trainable parameters of the trial's model
+DEVICE = "device"  # where the trial trained, e.g. "cpu" or "cuda:0"
+EPOCHS_RUN = "epochs_run"  # epochs trained (pruned and stopped trials train fewer)
+SECONDS_PER_EPOCH = "seconds_per_epoch"
+TRAIN_LOSS = "train_loss"  # of the last epoch
+STOPPED_EARLY = "stopped_early"  # ended by --patience, as complete
+
+# The FAIL_REASON of a trial that Ctrl-C or SIGTERM stopped: the user's doing, not the trial's.
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"

@@ -1,0 +1,253 @@
+"""A study spec: what defines a study (data, budget, space, strategy) and how one run goes.
+
+Precedence: defaults in code < the spec stored in an existing study < ``--config`` TOML
+< explicit CLI flags. A stored study refuses a spec that contradicts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model_space import SearchSpace, SpaceError
+from search.data.options import DataOptions, augment_default
+from search.errors import InputError
+from search.strategy.samplers import PRUNER_NAMES, SAMPLER_NAMES
+
+# --save-models: keep the best trial's weights so far, every completed trial's, or none.
+SAVE_MODES = ("best", "all", "none")
+
+
+class SpecError(InputError):
+    """A study spec or run option holds a value that cannot be used."""
+
+
+def _fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise SpecError(f"{name} must be a number between 0 and 1 (exclusive) but got {value!r}")
+
+
+def _whole(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{name} must be an integer >= {minimum} but got {value!r}")
+
+
+def _one_of(name: str, value: Any, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise SpecError(f"unknown {name} {value!r}; known: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything that defines a study. Stored in the study; a resumed study keeps it."""
+
+    data: DataOptions = DataOptions()
+    # Largest number of epochs one trial may train (Hyperband's max resource). search.run gives
+    # a new study on a small training set more (default_epochs).
+    epochs: int = 8
+    # End a trial (complete, not pruned) once val accuracy has not improved for this many
+    # epochs; 0 never stops early. See docs/benchmarks/search-efficiency.md.
+    patience: int = 0
+    # Seeds the sampler and, with the trial number, each trial's weights and batch order.
+    seed: int = 0
+    sampler: str = "tpe"
+    # Successive halving beat Hyperband on digits at equal budget (docs/benchmarks/defaults.md,
+    # "Choosing defaults").
+    pruner: str = "sha"
+    # A new study's first trial is the textbook recipe (model_space.baseline_params), so the
+    # search starts from a usable model. search.run turns it off on digits (default_baseline).
+    baseline: bool = True
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data.dataset, str) or not self.data.dataset:
+            raise SpecError(f"dataset must be a non-empty name or path but got {self.data.dataset!r}")
+        _fraction("test_fraction", self.data.test_fraction)
+        _fraction("val_fraction", self.data.val_fraction)
+        _whole("split_seed", self.data.split_seed, 0)
+        if not isinstance(self.data.data_dir, str) or not self.data.data_dir:
+            raise SpecError(f"data_dir must be a non-empty path but got {self.data.data_dir!r}")
+        if self.data.image_size is not None:
+            _whole("image_size", self.data.image_size, 4)
+        if self.data.train_subset is not None:
+            _whole("train_subset", self.data.train_subset, 2)
+        _whole("epochs", self.epochs, 1)
+        _whole("patience", self.patience, 0)
+        _whole("seed", self.seed, 0)
+        _one_of("sampler", self.sampler, SAMPLER_NAMES)
+        _one_of("pruner", self.pruner, PRUNER_NAMES)
+        if not isinstance(self.baseline, bool):
+            raise SpecError(f"baseline must be true or false but got {self.baseline!r}")
+
+    def to_flat(self) -> dict[str, Any]:
+        """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""
+        flat = dataclasses.asdict(self.data)
+        del flat["download"]  # how to fetch the files, not what they are
+        flat.update(epochs=self.epochs, patience=self.patience, seed=self.seed,
+                    sampler=self.sampler, pruner=self.pruner, baseline=self.baseline)
+        flat["space"] = self.space.to_dict()
+        return flat
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> StudySpec:
+        data_keys = {f.name for f in dataclasses.fields(DataOptions)}
+        data = {k: v for k, v in values.items() if k in data_keys}
+        rest = {k: v for k, v in values.items() if k not in data_keys and k != "space"}
+        try:
+            space = SearchSpace.from_dict(values.get("space", {}))
+        except SpaceError as error:
+            raise SpecError(str(error)) from None
+        return cls(data=DataOptions(**data), space=space, **rest)
+
+
+SPEC_KEYS = (
+    {f.name for f in dataclasses.fields(DataOptions)} - {"download"}
+    | {f.name for f in dataclasses.fields(StudySpec)} - {"data"}
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes; may change from run to run of the same study."""
+
+    # Study-wide target of finished (complete + pruned) trials.
+    trials: int = 100
+    # Stop starting new trials after this many seconds; None runs until the target.
+    timeout: float | None = None
+    # Study name; defaults to the dataset name.
+    study: str | None = None
+    # SQLAlchemy URL; defaults to sqlite:///studies/<study>.db.
+    storage: str | None = None
+    # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+    # Worker processes on this machine, sharing the study (torch threads split between them).
+    jobs: int = 1
+
+    def __post_init__(self) -> None:
+        _whole("trials", self.trials, 1)
+        _whole("jobs", self.jobs, 1)
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
+            or self.timeout <= 0
+        ):
+            raise SpecError(f"timeout must be a positive number of seconds but got {self.timeout!r}")
+
+
+RUN_KEYS = {f.name for f in dataclasses.fields(RunOptions)}
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a spec file into (study spec keys, run option keys). Unknown keys are errors."""
+    try:
+        table = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise SpecError(f"config file {str(path)!r} is a directory") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SpecError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+    unknown = sorted(set(table) - SPEC_KEYS - RUN_KEYS - {"space"})
+    if unknown:
+        known = ", ".join(sorted(SPEC_KEYS | RUN_KEYS | {"space"}))
+        raise SpecError(f"unknown key {unknown[0]!r} in {str(path)!r}; known keys: {known}")
+    if "space" in table and not isinstance(table["space"], dict):
+        raise SpecError(f"'space' in {str(path)!r} must be a table ([space])")
+    spec = {k: v for k, v in table.items() if k in SPEC_KEYS or k == "space"}
+    run = {k: v for k, v in table.items() if k in RUN_KEYS}
+    return spec, run
+
+
+def default_augment(spec: StudySpec, asked: dict[str, Any], stored: dict[str, Any] | None,
+                    input_shape: tuple[int, int, int]) -> StudySpec:
+    """A new study that does not set space.augment gets crop + flip when the data suits it.
+
+    The choice is written into the spec, so the stored study says what it searched.
+    """
+    if stored is not None or "augment" in asked.get("space", {}):
+        return spec
+    space = dataclasses.replace(spec.space, augment=(augment_default(input_shape),))
+    return dataclasses.replace(spec, space=space)
+
+
+def default_pruner(spec: StudySpec, asked: dict[str, Any],
+                   stored: dict[str, Any] | None) -> StudySpec:
+    """A new study that does not name a pruner gets the one measured best for its kind of data.
+
+    benchmarks/efficiency.py (docs/benchmarks/search-efficiency.md): on the bundled digits, successive
+    halving matched Hyperband at equal budget and trained fewer epochs per trial; on 3x32x32
+    images it fell far behind, because one epoch's accuracy there says little about the last,
+    while Hyperband's later-starting bracket keeps slow starters alive. Unmeasured data gets
+    the choice that held up on the harder task.
+    """
+    if stored is not None or "pruner" in asked:
+        return spec
+    return dataclasses.replace(spec, pruner="sha" if spec.data.dataset == "digits" else "hyperband")
+
+
+# On little data an epoch is a few optimizer steps, and a trial of 8 epochs stops long before the
+# net has learned. The default strategy on the shapes task (docs/benchmarks/search-efficiency.md,
+# "Trial length on small data"):
+# on 1,000 training images (16 steps per epoch at batch 64) its median best rose from 0.60 at
+# 6 epochs to 0.81 at 12 and 0.90 at 27; on 2,000 from 0.86 at 8 to 0.91 at 13 and 0.93 at 24;
+# on 6,000 (94 steps) from 0.92 at 8 to 0.95 at 15; the longer trials led at equal epochs spent,
+# too. So a new study trains trials long enough for MIN_TRIAL_STEPS steps at its space's middle
+# batch size (15 epochs on 6,000 images, as measured), at least 8 epochs and at most
+# MAX_DEFAULT_EPOCHS (27 measured); from about 11,000 training images at batch 64 it keeps 8.
+MIN_TRIAL_STEPS = 1400
+MAX_DEFAULT_EPOCHS = 30
+
+
+def default_epochs(spec: StudySpec, asked: dict[str, Any], stored: dict[str, Any] | None,
+                   n_train: int) -> StudySpec:
+    """A new study that does not name its epochs gets enough of them for its training set's size.
+
+    The bundled digits keep 8, measured enough there (docs/benchmarks/search-efficiency.md,
+    "Longer trials: where pruning saves more").
+    """
+    if stored is not None or "epochs" in asked or spec.data.dataset == "digits":
+        return spec
+    batches = sorted(spec.space.batch_sizes)
+    steps_per_epoch = max(1, math.ceil(n_train / batches[len(batches) // 2]))
+    epochs = min(max(spec.epochs, math.ceil(MIN_TRIAL_STEPS / steps_per_epoch)),
+                 MAX_DEFAULT_EPOCHS)
+    return dataclasses.replace(spec, epochs=epochs)
+
+
+def default_baseline(spec: StudySpec, asked: dict[str, Any],
+                     stored: dict[str, Any] | None) -> StudySpec:
+    """A new study that does not say gets the baseline trial, except on the bundled digits.
+
+    benchmarks/efficiency.py (docs/benchmarks/search-efficiency.md, "The first trial: a
+    textbook recipe"): on 3x32x32 images
+    the recipe alone beat random search's median best, and TPE + Hyperband ended higher with
+    it and led at every budget; on digits, where random draws reach 0.99 within a few trials,
+    it gained nothing (same median best, same epochs) and took 3.5x the epochs to reach random
+    search's median best (a strong first trial raises successive halving's bar for the trials
+    after it).
+    """
+    if stored is not None or "baseline" in asked:
+        return spec
+    return dataclasses.replace(spec, baseline=spec.data.dataset != "digits")
+
+
+def merge_stored(stored: dict[str, Any] | None, asked: dict[str, Any], study: str) -> dict[str, Any]:
+    """Combine a study's stored spec with what this run asks; refuse contradictions."""
+    if stored is None:
+        return asked
+    for key, value in asked.items():
+        if key == "space":
+            for space_key, space_value in value.items():
+                before = stored.get("space", {}).get(space_key)
+                if before is not None and list(before) != list(space_value):
+                    raise SpecError(
+                        f"study {study!r} was created with space.{space_key}={before}, not "
+                        f"{list(space_value)}; use another --study name to search a new space")
+            continue
+        if key in stored and stored[key] != value:
+            raise SpecError(f"study {study!r} was created with {key}={stored[key]!r}, not "
+                            f"{value!r}; use another --study name for a different setup")
+    return stored

@@ -1,0 +1,112 @@
+"""A study of ours: created with its spec, sampler and pruner; the stored spec; the baseline."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from model_space import SearchSpace, baseline_params
+from search.errors import UsageError
+from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, OBJECTIVE_NAME, SPEC_ATTR
+from search.strategy.samplers import make_pruner, make_sampler
+from search.study.spec import StudySpec
+from search.study.storage import mask_url, open_user_storage
+
+
+def enqueue_baseline(study: optuna.Study, space: SearchSpace) -> None:
+    """Queue the textbook configuration (model_space.baseline_params) as the study's first trial.
+
+    Callers do this only for a study with no trials yet, under the trial gate's lock where other
+    workers may race, so one study gets one baseline.
+    """
+    study.enqueue_trial(baseline_params(space), user_attrs={BASELINE_ATTR: True})
+
+
+def needs_baseline(trials: Sequence[FrozenTrial]) -> bool:
+    """Whether a study that starts from the recipe should queue it now.
+
+    A new study does. So does one whose recipe trial was only ever interrupted (Ctrl-C during
+    the first trial): the recipe is the strongest first trial on most data
+    (docs/benchmarks/search-efficiency.md, "The first trial"), and a study resumed without it
+    would never train it. A recipe trial that failed on its own (diverged, out of memory) is not
+    queued again.
+    """
+    if not trials:
+        return True
+    recipe = [t for t in trials if t.user_attrs.get(BASELINE_ATTR)]
+    return bool(recipe) and all(t.state == TrialState.FAIL
+                                and t.user_attrs.get(FAIL_REASON) == INTERRUPTED for t in recipe)
+
+
+def stored_spec(storage: RDBStorage, study: str) -> dict[str, Any] | None:
+    """The spec a study was created with, or None for a new study."""
+    try:
+        study_id = storage.get_study_id_from_name(study)
+    except KeyError:
+        return None
+    raw = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    return json.loads(raw) if raw else None
+
+
+def _is_shared(storage: RDBStorage) -> bool:
+    # A server database is there to be shared by workers; assume others may be running.
+    return storage.engine.dialect.name != "sqlite"
+
+
+def sampler_seed(seed: int, n_existing: int, worker: int = 0) -> int:
+    # A resumed run or a second worker must not replay the first one's random draws.
+    return (seed * 1_000_003 + n_existing * 101 + worker) % (2**31)
+
+
+def load_or_create(name: str, storage: RDBStorage, spec: StudySpec,
+                   worker: int = 0, parallel: bool | None = None) -> optuna.Study:
+    """Open the study, creating it (with its spec stored) if it does not exist."""
+    existing = stored_spec(storage, name) is not None
+    n_existing = 0
+    if existing:
+        n_existing = len(storage.get_all_trials(storage.get_study_id_from_name(name),
+                                                deepcopy=False))
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(spec.sampler, sampler_seed(spec.seed, n_existing, worker),
+                             parallel=_is_shared(storage) if parallel is None else parallel),
+        pruner=make_pruner(spec.pruner, spec.epochs),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if not existing:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAME])
+        study.set_user_attr(SPEC_ATTR, json.dumps(spec.to_flat()))
+    return study
+
+
+def open_existing(name: str, url: str) -> optuna.Study:
+    """A study that must already exist, or an error that lists the studies the storage holds.
+
+    Opening never creates a file or a schema: readers (report, dashboard) must not write.
+    """
+    storage = open_user_storage(url, must_exist=True)
+    names = sorted(s.study_name for s in storage.get_all_studies())
+    if name not in names:
+        known = ", ".join(names) if names else "none"
+        raise UsageError(f"no study {name!r} in {mask_url(url)}; studies there: {known}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def spec_of(study: optuna.Study) -> StudySpec:
+    """The spec a study of ours was created with; a study without one is not ours."""
+    raw = study.user_attrs.get(SPEC_ATTR)
+    if not raw:
+        raise UsageError(f"study {study.study_name!r} has no stored spec; only studies made by "
+                         "python -m search.run can be reported")
+    return StudySpec.from_flat(json.loads(raw))

@@ -1,0 +1,134 @@
+"""The objective: sample, build, fit, report, prune. Data is loaded once, outside it."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+import torch
+from torch import nn
+
+from model_space import (
+    SearchSpace,
+    TrialConfig,
+    build_model,
+    build_optimizer,
+    count_parameters,
+    sample_config,
+)
+from search.data.registry import DataBundle
+from search.schema import (
+    DEVICE,
+    EPOCHS_RUN,
+    FAIL_REASON,
+    N_PARAMS,
+    SECONDS_PER_EPOCH,
+    STOPPED_EARLY,
+    TRAIN_LOSS,
+)
+from search.training.loop import DivergedError, EpochResult, fit
+
+# Called with (trial, trained model, config, val accuracy) after a trial trains to the end.
+TrainedHook = Callable[[optuna.Trial, nn.Module, TrialConfig, float], None]
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    return (study_seed * 1_000_003 + trial_number) % (2**31)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _Stalled(Exception):
+    """Validation accuracy stopped improving: end the trial as complete."""
+
+
+def stalled(epochs: list[EpochResult], patience: int) -> bool:
+    """Whether the last ``patience`` epochs all failed to beat the best accuracy before them."""
+    if patience < 1 or len(epochs) <= patience:
+        return False
+    best_before = max(e.val_accuracy for e in epochs[:-patience])
+    return all(e.val_accuracy <= best_before for e in epochs[-patience:])
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Callable handed to ``study.optimize``; returns the last epoch's val accuracy."""
+
+    data: DataBundle
+    space: SearchSpace
+    epochs: int
+    seed: int
+    device: torch.device
+    # Stores the trained weights (search.results.artifacts.ModelSaver); None keeps nothing.
+    on_trained: TrainedHook | None = None
+    # Stop a trial (as COMPLETE, not pruned) once val accuracy has not improved for this many
+    # epochs; 0 trains every trial to ``epochs`` unless the pruner stops it.
+    patience: int = 0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = sample_config(trial, self.space)
+        seed = trial_seed(self.seed, trial.number)
+        seed_everything(seed)
+        epochs_done: list[EpochResult] = []
+        try:
+            # Building is inside: a net too wide for the device fails here, at allocation.
+            model = self._build(trial, config)
+            fit(model, build_optimizer(config, model.parameters()), config, self.data,
+                self.epochs, seed, self.device, self._reporter(trial, epochs_done))
+        except _Stalled:
+            trial.set_user_attr(STOPPED_EARLY, True)
+        except DivergedError as error:
+            self._record(trial, epochs_done)
+            trial.set_user_attr(FAIL_REASON, str(error))
+            # A NaN value fails this trial with a one-line warning; the study goes on.
+            return math.nan
+        except (RuntimeError, MemoryError) as error:
+            # Out of memory (CPU or CUDA, both RuntimeError or MemoryError) or a shape the
+            # data cannot take: this trial fails with the reason kept, and the study goes on.
+            self._record(trial, epochs_done)
+            trial.set_user_attr(FAIL_REASON, f"{type(error).__name__}: {error}"[:500])
+            raise
+        self._record(trial, epochs_done)
+        value = epochs_done[-1].val_accuracy
+        if self.on_trained is not None:
+            self.on_trained(trial, model, config, value)
+        return value
+
+    def _build(self, trial: optuna.Trial, config: TrialConfig) -> nn.Module:
+        model = build_model(config, self.data.input_shape, self.data.n_classes).to(self.device)
+        trial.set_user_attr(N_PARAMS, count_parameters(model))
+        trial.set_user_attr(DEVICE, str(self.device))
+        return model
+
+    def _reporter(self, trial: optuna.Trial,
+                  epochs_done: list[EpochResult]) -> Callable[[EpochResult], None]:
+        """Reports each epoch's val accuracy and prunes; keeps the epochs for the user attrs."""
+
+        def on_epoch(result: EpochResult) -> None:
+            epochs_done.append(result)
+            trial.report(result.val_accuracy, step=result.epoch + 1)
+            if trial.should_prune():
+                self._record(trial, epochs_done)
+                raise optuna.TrialPruned(f"val_accuracy {result.val_accuracy:.4f} "
+                                         f"at epoch {result.epoch + 1}")
+            if stalled(epochs_done, self.patience):
+                raise _Stalled
+
+        return on_epoch
+
+    @staticmethod
+    def _record(trial: optuna.Trial, epochs: list[EpochResult]) -> None:
+        trial.set_user_attr(EPOCHS_RUN, len(epochs))
+        if not epochs:
+            return
+        trial.set_user_attr(SECONDS_PER_EPOCH, round(sum(e.seconds for e in epochs)
+                                                       / len(epochs), 4))
+        trial.set_user_attr(TRAIN_LOSS, round(epochs[-1].train_loss, 6))

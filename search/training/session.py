@@ -1,0 +1,123 @@
+"""Opening a search: the spec merged and checked, the data loaded, the study created or resumed,
+and the jobs its workers run. ``search.run`` prints and exits; this module does the work."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from search.data.options import default_study_name
+from search.data.registry import DataBundle, load_bundle
+from search.schema import FAIL_REASON
+from search.study.gate import target_lock
+from search.study.note import write_study_note
+from search.study.orphans import fail_orphans, is_local_sqlite
+from search.study.spec import (
+    RunOptions,
+    StudySpec,
+    default_augment,
+    default_baseline,
+    default_epochs,
+    default_pruner,
+    merge_stored,
+)
+from search.study.storage import (
+    check_study_name,
+    check_writable,
+    create_user_storage,
+    default_storage,
+    open_user_storage,
+    storage_exists,
+)
+from search.study.studies import enqueue_baseline, load_or_create, needs_baseline, stored_spec
+from search.training.device import worker_device
+from search.training.workers import WorkerJob, seed_index, thread_share
+
+
+@dataclass(frozen=True)
+class OpenSearch:
+    """A study ready to search: its storage, the study, its spec, its data and the URL."""
+
+    storage: RDBStorage
+    study: optuna.Study
+    spec: StudySpec
+    data: DataBundle
+    url: str
+
+
+def worker_job(run: RunOptions, name: str, url: str, worker: int = 0,
+         save_models: str = "best") -> WorkerJob:
+    return WorkerJob(study=name, url=url, target=run.trials, worker=worker,
+                     device=worker_device(run.device, worker),
+                     threads=thread_share(run.jobs), timeout=run.timeout, save_models=save_models)
+
+
+def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> None:
+    """Fail, now and out loud, the trials a killed earlier run left RUNNING on this machine."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running or not is_local_sqlite(study):
+        return
+    lock = target_lock(storage, name)
+    lock.acquire()
+    try:
+        orphans = fail_orphans(study, running)
+    finally:
+        lock.release()
+    for trial in orphans:
+        print(f"trial {trial.number} was left RUNNING ({trial.user_attrs[FAIL_REASON]}): marked "
+              "failed; its parameters run again first", file=sys.stderr)
+
+
+def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
+                    data: DataBundle) -> optuna.Study:
+    """The study, created with its spec and (spec.baseline) first trial if it is new; its note.
+
+    Under the study's lock: machines that start a new study together would otherwise each find
+    no spec (or no note) and write it, and Optuna's attribute writes (read, then insert) fail
+    the losers with a unique-key error. One writes; the others find what it wrote.
+    """
+    lock = target_lock(storage, name)
+    lock.acquire()
+    try:
+        study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+        if spec.baseline and needs_baseline(study.get_trials(deepcopy=False)):
+            enqueue_baseline(study, spec.space)
+        write_study_note(study, url, spec, data)
+    finally:
+        lock.release()
+    return study
+
+
+def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool = False,
+                quiet: bool = False) -> OpenSearch:
+    """The study to search, created if new: every check that can refuse comes before any write.
+
+    ``asked_spec`` holds the spec keys the config file and the flags set.
+    """
+    StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
+    name = check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
+    url = run.storage or default_storage(name)
+    check_writable(url)  # now, not after minutes of loading data
+    # A new SQLite file is created only once the spec and the data have proved usable.
+    storage = open_user_storage(url, must_exist=True) if storage_exists(url) else None
+    stored = stored_spec(storage, name) if storage is not None else None
+    spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
+    data = load_bundle(dataclasses.replace(spec.data, download=download))
+    spec = default_augment(spec, asked_spec, stored, data.input_shape)
+    sized = default_epochs(spec, asked_spec, stored, len(data.train.y))
+    if sized.epochs != spec.epochs and not quiet:
+        print(f"{len(data.train.y)} training images: up to {sized.epochs} epochs per trial, not "
+              f"{spec.epochs}, so that a trial trains long enough on little data (--epochs sets it)")
+    spec = sized
+    spec = default_pruner(spec, asked_spec, stored)
+    spec = default_baseline(spec, asked_spec, stored)
+    storage = storage or create_user_storage(url)
+    study = _create_or_load(storage, name, spec, url, data)
+    _announce_orphans(study, storage, name)
+    return OpenSearch(storage, study, spec, data, url)
