@@ -26,6 +26,8 @@ from pathlib import Path
 
 CLI_MODULES = ("search.run", "search.report", "search.retrain", "search.predict",
                "search.dashboard")
+LIBRARY_MODULES = ("search.training.session", "search.training.workers",
+                   "search.results.reporting", "search.results.classify", "search.data.images")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ def run_forked(module: str, argv: list[str], cwd: Path, logs: Path, timeout: flo
     """``python -m module argv`` in ``cwd``, forked from a server that imported the CLIs."""
     context = multiprocessing.get_context("forkserver")
     # Only effective before the server starts; search.training.workers' own preload is a subset.
-    context.set_forkserver_preload([*CLI_MODULES, "search.training.workers", __name__])
+    # The commands import their work lazily (--help loads no torch): preload that work too.
+    context.set_forkserver_preload([*CLI_MODULES, *LIBRARY_MODULES, __name__])
     logs.mkdir(parents=True, exist_ok=True)
     out, err = logs / "stdout", logs / "stderr"
     process = context.Process(target=_child, args=(module, argv, str(cwd), str(out), str(err)))

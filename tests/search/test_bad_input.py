@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 
 from search import report, run
-from tests.helpers.badinput import CASES, MARKER, Case
+from tests.helpers.badinput import CASES as BASE_CASES
+from tests.helpers.badinput import MARKER, Case
+from tests.helpers.badinput_data import DATA_CASES
 from tests.helpers.clirunner import Outcome, run_forked, run_process, snapshot
 from tests.helpers.configs import TINY_SPACE_TOML
 
+CASES = [*BASE_CASES, *DATA_CASES]
 # Cases that also run as a plain `python -m`, imports and all: one or more per CLI, and those
 # whose time limit must hold for a fresh interpreter.
 FRESH = ("run-trials-not-a-number", "run-postgres-closed-port", "run-postgres-silent-server",
