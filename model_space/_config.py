@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from model_space._space import OPTIMIZERS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,26 @@ class TrialConfig:
     # Random crop with padding and horizontal flip on training batches.
     augment: bool = False
 
+    def __post_init__(self) -> None:
+        # A config comes from a file a user can edit (best_config.json, a checkpoint): every
+        # value is checked here, by name, before any model is built from it.
+        if not self.widths or not all(_whole(w) and 1 <= w <= 4096 for w in self.widths):
+            raise ValueError(f"widths must be 1 to 4096 channels per block but got {list(self.widths)}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _number("lr", self.lr, low=0.0, low_open=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("dropout", self.dropout, low=0.0, high=1.0)
+        if not _whole(self.batch_size) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1 but got {self.batch_size!r}")
+        for key in ("momentum", "beta1"):
+            if getattr(self, key) is not None:
+                _number(key, getattr(self, key), low=0.0, high=1.0)
+        if self.nesterov is not None and not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov must be true, false or null but got {self.nesterov!r}")
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"augment must be true or false but got {self.augment!r}")
+
     @property
     def depth(self) -> int:
         return len(self.widths)
@@ -49,4 +72,27 @@ class TrialConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown model config key {unknown[0]!r}")
-        return cls(**{**values, "widths": tuple(values["widths"])})
+        widths = values.get("widths")
+        if not isinstance(widths, list | tuple):
+            raise ValueError(f"widths must be a list of channel counts but got {widths!r}")
+        return cls(**{**values, "widths": tuple(widths)})
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _choice(key: str, value: Any, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise ValueError(f"unknown {key} {value!r}; known: {', '.join(known)}")
+
+
+def _number(key: str, value: Any, *, low: float, high: float | None = None,
+            low_open: bool = False) -> None:
+    """A finite number in [low, high) (or (low, high) with low_open), naming the key if not."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (high is None or value < high)
+    if not ok:
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        upper = f" and < {high:g}" if high is not None else ""
+        raise ValueError(f"{key} must be a finite number {bound}{upper} but got {value!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import re
@@ -101,6 +102,9 @@ def quiet_libraries() -> None:
         trial_logger.addFilter(_PlainTrialFailures())
 
 
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP)
+
+
 def _os_error_line(error: OSError) -> str:
     where = f"{error.filename!r}: " if error.filename else ""
     return f"{where}{error.strerror or error}"
@@ -125,7 +129,9 @@ def run_cli(prog: str, work: Callable[[], int], on_interrupt: int = EXIT_INTERRU
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except OSError as error:
-        return fail(prog, _os_error_line(error), EXIT_FAILURE)
+        # A path no file can have is the user's input; a disk or a device that fails is not.
+        code = EXIT_USAGE if error.errno in _PATH_ERRNOS else EXIT_FAILURE
+        return fail(prog, _os_error_line(error), code)
     except SQLAlchemyError as error:
         # The database failed mid-work (server gone, disk full); finished trials are stored.
         return fail(prog, f"the study storage failed: {first_line(error)}", EXIT_FAILURE)

@@ -15,6 +15,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from search import cli
 from search.results.artifacts import ARTIFACT_ROOT
 from search.study.storage import check_study_name, default_storage, mask_url, open_user_storage
+from search.study.studies import check_ours
 
 PROG = "python -m search.dashboard"
 DEFAULT_STUDY = "digits"
@@ -78,7 +79,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def shown_ids(storage: optuna.storages.BaseStorage, study: str | None) -> list[int]:
     """Ids of the studies to show: the named one (KeyError if absent), or all."""
     if study is not None:
-        return [storage.get_study_id_from_name(study)]
+        study_id = storage.get_study_id_from_name(study)
+        check_ours(storage, study, study_id)  # --study names a cnn-search study
+        return [study_id]
     return [storage.get_study_id_from_name(s.study_name) for s in storage.get_all_studies()]
 
 
@@ -89,14 +92,25 @@ def read_in(storage: optuna.storages.BaseStorage, ids: list[int]) -> None:
 
 
 def check_port(host: str, port: int) -> None:
-    # Fail before starting the server: bottle would print a traceback for a taken port.
+    """Fail before starting the server (bottle would print a traceback), naming the real cause:
+    a host that is no address of this machine is not a port problem."""
+    # bottle serves IPv6 for a host with a colon; the check binds the same way.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.create_server((host, port)):
+        socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise cli.UsageError(f"cannot listen on --host {host!r}: no such address "
+                             f"({error.strerror}); use 127.0.0.1, ::1 or an address of this "
+                             "machine") from None
+    try:
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as error:
-        reason = "port in use" if error.errno == errno.EADDRINUSE else error.strerror or str(error)
-        raise cli.UsageError(f"cannot listen on {host}:{port}: {reason}; "
-                             "is another dashboard running? Pick another --port") from None
+        if error.errno == errno.EADDRINUSE:
+            raise cli.UsageError(f"cannot listen on {host}:{port}: port in use; is another "
+                                 "dashboard running? Pick another --port") from None
+        raise cli.UsageError(f"cannot listen on --host {host!r}: {error.strerror or error}; use "
+                             "127.0.0.1, ::1 or an address of this machine") from None
 
 
 def serve(args: argparse.Namespace) -> int:

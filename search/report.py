@@ -30,12 +30,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def report_cli(args: argparse.Namespace) -> int:
     # Imported here, not above: --help and a refused flag answer without loading torch.
+    from search.paths import check_output_folder
     from search.results.reporting import write_report
     from search.study.storage import check_study_name, default_storage
     from search.study.studies import open_existing, spec_of
     from search.training.device import resolve_device
 
     name = check_study_name(args.study)
+    check_output_folder(args.out / name, "report folder")
     url = args.storage or default_storage(name)
     study = open_existing(name, url)
     spec = spec_of(study)

@@ -30,6 +30,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def retrain_cli(args: argparse.Namespace) -> int:
     # Imported here, not above: --help and a refused flag answer without loading torch.
+    from search.paths import check_output_folder
     from search.results.best_config import read_best_config
     from search.results.retrain import retrain
     from search.results.staging import staged
@@ -38,6 +39,7 @@ def retrain_cli(args: argparse.Namespace) -> int:
     best = read_best_config(args.config)
     device = resolve_device(args.device)
     out = args.out or args.config.parent
+    check_output_folder(out)
     with staged(out) as staging:  # a retrain stopped part-way leaves the folder as it was
         result = retrain(best, args.seeds, staging, device, epochs=args.epochs)
     m = result.metrics

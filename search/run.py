@@ -70,6 +70,7 @@ def _asked(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def run_search(args: argparse.Namespace) -> int:
     # Imported here, not above: --help and a refused flag answer without loading torch.
+    from search.results.model_saver import save_failure
     from search.study.counts import count_states, finished
     from search.study.next_steps import resume_command
     from search.study.progress import summary
@@ -103,6 +104,10 @@ def run_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return cli.EXIT_INTERRUPTED
     print(summary(study, run.trials, url, time.perf_counter() - started))
+    failure = save_failure(objective.on_trained)
+    if failure is not None:
+        return cli.fail(args.prog, f"{failure}; the study is intact (that trial completed): "
+                        f"free some space and run the same command to go on", cli.EXIT_FAILURE)
     if callback.gave_up:
         return cli.fail(args.prog, f"stopped after {callback.consecutive_failures} failed trials in a "
                         f"row; last reason: {callback.last_failure}", cli.EXIT_FAILURE)

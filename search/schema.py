@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # Study user attrs.
 SPEC_ATTR = "spec"  # the study spec (JSON of StudySpec.to_flat()), written once at creation
+DATA_PRINT_ATTR = "data_fingerprint"  # an ImageFolder study's {"sha256", "images"} of its tree
 # Study system attrs.
 BEST_MODEL_ATTR = "cnn_search:best_model"  # {"trial", "value", "artifact_id"} of the saved best
 ARTIFACT_ATTR_PREFIX = "artifacts:"  # Optuna's own key for an artifact's metadata

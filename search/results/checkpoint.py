@@ -9,6 +9,7 @@ never unpickles code.
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ def write_checkpoint(destination: Path | IO[bytes], model: nn.Module, config: Tr
                      input_format: InputFormat, metrics: dict[str, Any] | None = None) -> None:
     """Write the model's weights with its config, input format and metrics (e.g. val_accuracy)."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    buffer = io.BytesIO()
     torch.save({
         "format": FORMAT,
         "state_dict": state,
@@ -53,7 +55,21 @@ def write_checkpoint(destination: Path | IO[bytes], model: nn.Module, config: Tr
         **input_format.to_dict(),
         "metrics": dict(metrics or {}),
         "torch_version": str(torch.__version__),  # TorchVersion would need unpickling
-    }, destination)
+    }, buffer)
+    write_bytes(destination, buffer.getvalue())
+
+
+def write_bytes(destination: Path | IO[bytes], data: bytes) -> None:
+    """Write through Python's file I/O: a full disk is an OSError (ENOSPC) naming the file.
+
+    torch's own writer fails on a full disk in C++, where a failure while it unwinds can abort
+    the process (exit 134) instead of raising.
+    """
+    if isinstance(destination, Path):
+        with destination.open("wb") as out:
+            out.write(data)
+    else:
+        destination.write(data)
 
 
 def _first_sentence(error: Exception) -> str:

@@ -7,6 +7,7 @@ shape travel inside the .pt2 file as ``extra_files["meta.json"]``.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from search.data.format import InputFormat
+from search.results.checkpoint import write_bytes
 
 META_FILE = "meta.json"
 
@@ -40,4 +42,6 @@ def export_program(path: Path, model: nn.Module, input_format: InputFormat) -> N
     meta = {"input_shape": list(input_format.input_shape), "classes": list(input_format.classes),
             "input": "uint8 NCHW",
             "output": "logits"}
-    torch.export.save(program, path, extra_files={META_FILE: json.dumps(meta)})
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={META_FILE: json.dumps(meta)})
+    write_bytes(path, buffer.getvalue())  # a full disk: an OSError, not an abort in C++

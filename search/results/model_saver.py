@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -65,6 +65,9 @@ class ModelSaver:
     directory: Path  # the study's artifact directory, e.g. studies/artifacts/digits
     input_format: InputFormat  # of the data the study trains on
     mode: str = "best"
+    # Why a model could not be saved (a full disk, a folder not writable), one line each. The
+    # trial itself completes: its only fault was the save. The run stops after it.
+    failures: list[str] = field(default_factory=list, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in SAVE_MODES:
@@ -78,10 +81,15 @@ class ModelSaver:
         def write(destination: Path | IO[bytes]) -> None:
             write_checkpoint(destination, model, config, self.input_format, {"val_accuracy": value})
 
-        if self.mode == "all":
-            self._attach_to_trial(trial, write)
-        else:
-            self._keep_if_best(trial, write, value)
+        try:
+            if self.mode == "all":
+                self._attach_to_trial(trial, write)
+            else:
+                self._keep_if_best(trial, write, value)
+        except OSError as error:
+            where = error.filename or self.directory
+            self.failures.append(f"the model of trial {trial.number} could not be saved in "
+                                 f"{str(where)!r}: {error.strerror or error}")
 
     def _attach_to_trial(self, trial: optuna.Trial, write: Callable[[Path], None]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -107,3 +115,8 @@ class ModelSaver:
             storage_of(study).set_study_system_attr(
                 study_id(study), BEST_MODEL_ATTR,
                 {"trial": trial.number, "value": value, "artifact_id": artifact_id})
+
+
+def save_failure(hook: object) -> str | None:
+    """The first save failure of an objective's hook, if the hook is a ModelSaver."""
+    return hook.failures[0] if isinstance(hook, ModelSaver) and hook.failures else None

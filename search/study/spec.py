@@ -31,9 +31,21 @@ def _fraction(name: str, value: Any) -> None:
         raise SpecError(f"{name} must be a number between 0 and 1 (exclusive) but got {value!r}")
 
 
-def _whole(name: str, value: Any, minimum: int) -> None:
+def _whole(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{name} must be an integer >= {minimum} but got {value!r}")
+    if maximum is not None and value > maximum:
+        raise SpecError(f"{name} must be an integer from {minimum} to {maximum} but got {value!r}")
+
+
+# Seeds feed numpy and scikit-learn, which take 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+# Square side images are resized to: a 1024 px RGB image is 3 MB as uint8, and a small CNN
+# search on larger images would spend its time on the first convolution.
+MAX_IMAGE_SIZE = 1024
+MIN_IMAGE_SIZE = 4
+# Epochs per trial and per retrain; more is a typo, not a plan.
+MAX_EPOCHS = 10_000
 
 
 def _one_of(name: str, value: Any, known: tuple[str, ...]) -> None:
@@ -68,16 +80,16 @@ class StudySpec:
             raise SpecError(f"dataset must be a non-empty name or path but got {self.data.dataset!r}")
         _fraction("test_fraction", self.data.test_fraction)
         _fraction("val_fraction", self.data.val_fraction)
-        _whole("split_seed", self.data.split_seed, 0)
+        _whole("split_seed", self.data.split_seed, 0, MAX_SEED)
         if not isinstance(self.data.data_dir, str) or not self.data.data_dir:
             raise SpecError(f"data_dir must be a non-empty path but got {self.data.data_dir!r}")
         if self.data.image_size is not None:
-            _whole("image_size", self.data.image_size, 4)
+            _whole("image_size", self.data.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
         if self.data.train_subset is not None:
             _whole("train_subset", self.data.train_subset, 2)
-        _whole("epochs", self.epochs, 1)
+        _whole("epochs", self.epochs, 1, MAX_EPOCHS)
         _whole("patience", self.patience, 0)
-        _whole("seed", self.seed, 0)
+        _whole("seed", self.seed, 0, MAX_SEED)
         _one_of("sampler", self.sampler, SAMPLER_NAMES)
         _one_of("pruner", self.pruner, PRUNER_NAMES)
         if not isinstance(self.baseline, bool):

@@ -6,22 +6,29 @@ server that does not answer reads the same everywhere, and never as a traceback.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
+import sqlite3
 import time
 import warnings
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy import create_engine, event
+from optuna.trial import FrozenTrial
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from search.errors import InputError, UsageError
 from search.hints import first_line, nearest
+from search.paths import check_path
+from search.schema import FAIL_REASON, WORKER_ATTR
 
 # A live worker writes a heartbeat every HEARTBEAT_INTERVAL s: one small UPDATE per running
 # trial, so 100 workers cost 10 writes/s, nothing for a server and a few ms of SQLite's lock.
@@ -74,8 +81,12 @@ def mask_url(url: str) -> str:
 
 
 def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD),
-                 max_retry: int = MAX_RETRY) -> RDBStorage:
-    """An RDB storage with heartbeats, so a killed worker's trial is failed and retried."""
+                 max_retry: int = MAX_RETRY, *, new_file: bool = False) -> RDBStorage:
+    """An RDB storage with heartbeats, so a killed worker's trial is failed and retried.
+
+    ``new_file``: a SQLite file this run creates, switched to WAL for good. An existing file
+    keeps its journal mode: a command never changes how someone else's file is kept.
+    """
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
@@ -95,8 +106,7 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat[0],
                 grace_period=heartbeat[1],
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=max_retry),
+                heartbeat_stale_trial_callback=RetryAsNew(max_retry=max_retry),
             )
 
     try:
@@ -107,8 +117,22 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
         time.sleep(0.5)
         storage = connect()
     if storage.engine.dialect.name == "sqlite":
-        _use_wal(storage)
+        _use_wal(storage, new_file)
     return storage
+
+
+class RetryAsNew(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a stale trial, without the dead attempt's failure reason and worker.
+
+    The retry copies the trial's user attrs; a retry that then completes would still say why
+    the first attempt failed, and who ran it.
+    """
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        kept = {k: v for k, v in trial.user_attrs.items() if k not in (FAIL_REASON, WORKER_ATTR)}
+        retried = copy.copy(trial)
+        retried.user_attrs = kept
+        super().__call__(study, retried)
 
 
 def _parse(url: str) -> URL | None:
@@ -146,20 +170,27 @@ def _probe_mysql(parsed: URL) -> None:
         engine.dispose()
 
 
-def _sqlite_pragmas(connection: Any, record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_pragmas(new_file: bool) -> Callable[[Any, Any], None]:
+    def on_connect(connection: Any, record: Any) -> None:
+        cursor = connection.cursor()
+        if new_file:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is safe from corruption in WAL mode only; a rollback journal keeps FULL.
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
-def _use_wal(storage: RDBStorage) -> None:
+def _use_wal(storage: RDBStorage, new_file: bool) -> None:
     # WAL lets readers run beside the one writer, and synchronous=NORMAL syncs once per
     # checkpoint instead of per commit: together they cut per-trial storage time by a third.
-    # A crash can lose the last commits, never corrupt the file.
+    # A crash can lose the last commits, never corrupt the file. Files this project created
+    # are in WAL for good; another's file is left in its own mode.
     if ":memory:" in storage.url or storage.url.rstrip("/") == "sqlite:":
         return
-    event.listen(storage.engine, "connect", _sqlite_pragmas)
+    event.listen(storage.engine, "connect", _sqlite_pragmas(new_file))
     storage.engine.dispose()
 
 
@@ -240,9 +271,10 @@ def storage_exists(url: str) -> bool:
 def create_user_storage(url: str) -> RDBStorage:
     """Open ``url`` for a new study, creating a SQLite file's missing folders."""
     path = sqlite_path(url)
+    new_file = path is not None and not path.exists()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return open_user_storage(url, must_exist=False)
+    return open_user_storage(url, must_exist=False, new_file=new_file)
 
 
 def _reason(error: Exception) -> str:
@@ -273,12 +305,68 @@ def _explain(url: str, error: Exception) -> str:
     return f"cannot open storage {shown!r}: {reason}"
 
 
-def open_user_storage(url: str, *, must_exist: bool) -> RDBStorage:
-    """Open ``url``; ``must_exist`` refuses to create a missing SQLite file (readers do)."""
+def open_user_storage(url: str, *, must_exist: bool, new_file: bool = False) -> RDBStorage:
+    """Open ``url``; ``must_exist`` refuses to create a missing SQLite file (readers do).
+
+    Nothing is written before every check has passed: an in-memory or a foreign database is
+    refused before Optuna would create its tables in it.
+    """
+    check_location(url)
     path = sqlite_path(url)
     if path is not None:
         _check_file(url, path, must_exist)
     try:
-        return open_storage(url)
+        _refuse_foreign_tables(url, path)
+        return open_storage(url, new_file=new_file)
     except (SQLAlchemyError, ValueError, RuntimeError, ImportError) as error:
         raise StorageError(_explain(url, error)) from None
+
+
+# Tables Optuna creates in every storage it sets up; a database holding tables but none of
+# these belongs to something else.
+_OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def _refuse_foreign_tables(url: str, path: Path | None) -> None:
+    tables = _sqlite_tables(path) if path is not None else _server_tables(url)
+    if not tables or tables >= _OPTUNA_TABLES:
+        return
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    raise StorageError(f"storage {mask_url(url)!r} is not an Optuna storage: it holds other "
+                       f"tables ({shown}); cnn-search does not add its tables to a database it "
+                       "did not set up. Name a new file or an empty database with --storage")
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    if not path.is_file() or path.stat().st_size == 0:
+        return set()
+    # immutable: read the file as it is, creating no journal or -shm file beside it.
+    uri = f"file:{path.resolve()}?mode=ro&immutable=1"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError:
+        return set()  # not a database: opening it says so in its own words
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+def _server_tables(url: str) -> set[str]:
+    parsed = _parse(url)
+    if parsed is None or parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
+        return set()  # a bad URL or another backend: RDBStorage reports it
+    engine = create_engine(parsed, connect_args=_connect_timeout(parsed))
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def check_location(url: str) -> None:
+    """Refuse a storage no study can live in: in memory, or a path no file can have."""
+    if url.startswith("sqlite") and sqlite_path(url) is None:
+        raise StorageError(f"storage {mask_url(url)!r} is in memory: every trial would be lost "
+                           "when the run ends, and other workers could not see it; name a file "
+                           "(sqlite:///studies/NAME.db)")
+    path = sqlite_path(url)
+    if path is not None:
+        check_path(path, "storage file")

@@ -9,14 +9,15 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from model_space import SearchSpace, baseline_params
 from search.errors import UsageError
+from search.optuna_private import storage_of, study_id
 from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, OBJECTIVE_NAME, SPEC_ATTR
 from search.strategy.samplers import make_pruner, make_sampler
-from search.study.spec import StudySpec
+from search.study.spec import SpecError, StudySpec
 from search.study.storage import mask_url, open_user_storage
 
 
@@ -46,13 +47,43 @@ def needs_baseline(trials: Sequence[FrozenTrial]) -> bool:
 
 
 def stored_spec(storage: RDBStorage, study: str) -> dict[str, Any] | None:
-    """The spec a study was created with, or None for a new study."""
+    """The spec a study of ours was created with, or None for a study not yet created.
+
+    A study of that name that cnn-search did not make is refused (see check_ours): no command
+    takes over, or writes into, someone else's study.
+    """
     try:
         study_id = storage.get_study_id_from_name(study)
     except KeyError:
         return None
-    raw = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
-    return json.loads(raw) if raw else None
+    check_ours(storage, study, study_id)
+    return _parse_spec(study, storage.get_study_user_attrs(study_id)[SPEC_ATTR])
+
+
+def check_ours(storage: BaseStorage, study: str, study_id: int) -> None:
+    """Refuse a study that cnn-search did not create: no stored spec, or another objective."""
+    where = f"study {study!r} in {mask_url(getattr(storage, 'url', '')) or 'this storage'}"
+    if SPEC_ATTR not in storage.get_study_user_attrs(study_id):
+        raise UsageError(f"{where} was not made by cnn-search (it has no stored spec), and "
+                         "cnn-search never writes into another's study; name another --study "
+                         "or --storage")
+    directions = storage.get_study_directions(study_id)
+    if directions != [optuna.study.StudyDirection.MAXIMIZE]:
+        shown = ", ".join(d.name.lower() for d in directions)
+        raise UsageError(f"{where} optimizes in direction(s) {shown}; a cnn-search study "
+                         f"maximizes one objective, {OBJECTIVE_NAME}")
+
+
+def _parse_spec(study: str, raw: Any) -> dict[str, Any]:
+    """The stored spec as a dict; the values themselves are checked by StudySpec's rules."""
+    try:
+        spec = json.loads(raw) if isinstance(raw, str) else None
+    except json.JSONDecodeError:
+        spec = None
+    if not isinstance(spec, dict):
+        raise UsageError(f"the spec stored in study {study!r} is not a JSON object: "
+                         f"{str(raw)[:60]!r}; was it edited by hand?")
+    return spec
 
 
 def _is_shared(storage: RDBStorage) -> bool:
@@ -104,9 +135,18 @@ def open_existing(name: str, url: str) -> optuna.Study:
 
 
 def spec_of(study: optuna.Study) -> StudySpec:
-    """The spec a study of ours was created with; a study without one is not ours."""
-    raw = study.user_attrs.get(SPEC_ATTR)
-    if not raw:
-        raise UsageError(f"study {study.study_name!r} has no stored spec; only studies made by "
-                         "python -m search.run can be reported")
-    return StudySpec.from_flat(json.loads(raw))
+    """The spec a study of ours was created with; a study that is not ours is refused."""
+    name = study.study_name
+    storage = storage_of(study)
+    check_ours(storage, name, study_id(study))
+    return checked_spec(name, _parse_spec(name, study.user_attrs[SPEC_ATTR]))
+
+
+def checked_spec(study: str, flat: dict[str, Any]) -> StudySpec:
+    """A spec read from a study, checked by the rules the flags obey, naming the study."""
+    try:
+        return StudySpec.from_flat(flat)
+    except SpecError as error:
+        raise SpecError(f"the spec stored in study {study!r}: {error}") from None
+    except TypeError as error:  # a key no StudySpec has
+        raise SpecError(f"the spec stored in study {study!r} has an unknown key: {error}") from None

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import gc
+import re
 
 import torch
 
 from search.errors import UsageError
 
+# What --device accepts. torch.device takes more ("meta", "mps", "cuda:0 "), none of which a
+# search can train on here.
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device; CUDA only where it is present."""
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device {name!r} asked for, but CUDA is not available here")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"device {name!r} asked for, but this machine has "
+                         f"{torch.cuda.device_count()} GPU(s): cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}")
     return device
 
 

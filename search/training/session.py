@@ -12,9 +12,10 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from search.data.options import default_study_name
+from search.data.fingerprint import TreePrint, pinned_dataset, tree_print
+from search.data.options import DataError, default_study_name
 from search.data.registry import DataBundle, load_bundle
-from search.schema import FAIL_REASON
+from search.schema import DATA_PRINT_ATTR, FAIL_REASON
 from search.study.gate import target_lock
 from search.study.note import write_study_note
 from search.study.orphans import fail_orphans, is_local_sqlite
@@ -28,6 +29,7 @@ from search.study.spec import (
     merge_stored,
 )
 from search.study.storage import (
+    check_location,
     check_study_name,
     check_writable,
     create_user_storage,
@@ -35,7 +37,13 @@ from search.study.storage import (
     open_user_storage,
     storage_exists,
 )
-from search.study.studies import enqueue_baseline, load_or_create, needs_baseline, stored_spec
+from search.study.studies import (
+    checked_spec,
+    enqueue_baseline,
+    load_or_create,
+    needs_baseline,
+    stored_spec,
+)
 from search.training.device import worker_device
 from search.training.workers import WorkerJob, seed_index, thread_share
 
@@ -94,6 +102,34 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
     return study
 
 
+def _pinned(asked: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The asked spec with a tree's path made absolute, so the study stores where its data is.
+
+    A study made before paths were pinned stored the path as typed: the same tree named
+    another way (relative, absolute) is that study's tree, and keeps its stored name.
+    """
+    if "dataset" not in asked:
+        return asked
+    dataset = pinned_dataset(str(asked["dataset"]))
+    before = stored.get("dataset") if stored is not None else None
+    if isinstance(before, str) and pinned_dataset(before) == dataset:
+        dataset = before
+    return {**asked, "dataset": dataset}
+
+
+def check_same_tree(storage: RDBStorage, name: str, dataset: str,
+                    fingerprint: TreePrint | None) -> None:
+    """Refuse to resume a study on a tree whose files are not the ones it started with."""
+    attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    before = attrs.get(DATA_PRINT_ATTR)
+    if fingerprint is None or not isinstance(before, dict) or before.get("sha256") == fingerprint.digest:
+        return
+    raise DataError(f"the ImageFolder tree {dataset!r} is not the one study {name!r} started "
+                    f"with ({before.get('images')} images then, {fingerprint.images} now, or "
+                    "other files): a study searches one fixed split. Restore the tree, or start a "
+                    "new study with --study NAME")
+
+
 def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool = False,
                 quiet: bool = False) -> OpenSearch:
     """The study to search, created if new: every check that can refuse comes before any write.
@@ -103,11 +139,19 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
     name = check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
     url = run.storage or default_storage(name)
+    check_location(url)
     check_writable(url)  # now, not after minutes of loading data
-    # A new SQLite file is created only once the spec and the data have proved usable.
+    # A new SQLite file is created only once the spec and the data have proved usable; an
+    # existing one is only read until then.
     storage = open_user_storage(url, must_exist=True) if storage_exists(url) else None
     stored = stored_spec(storage, name) if storage is not None else None
-    spec = StudySpec.from_flat(merge_stored(stored, asked_spec, name))
+    if stored is not None:
+        checked_spec(name, stored)
+    spec = StudySpec.from_flat(merge_stored(stored, _pinned(asked_spec, stored), name))
+    # Before the data loads: decoding a changed tree would already replace its cache file.
+    fingerprint = tree_print(spec.data.dataset)
+    if storage is not None and stored is not None:
+        check_same_tree(storage, name, spec.data.dataset, fingerprint)
     data = load_bundle(dataclasses.replace(spec.data, download=download))
     spec = default_augment(spec, asked_spec, stored, data.input_shape)
     sized = default_epochs(spec, asked_spec, stored, len(data.train.y))
@@ -119,5 +163,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     spec = default_baseline(spec, asked_spec, stored)
     storage = storage or create_user_storage(url)
     study = _create_or_load(storage, name, spec, url, data)
+    if fingerprint is not None and DATA_PRINT_ATTR not in study.user_attrs:
+        study.set_user_attr(DATA_PRINT_ATTR, fingerprint.to_dict())
     _announce_orphans(study, storage, name)
     return OpenSearch(storage, study, spec, data, url)

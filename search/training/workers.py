@@ -26,7 +26,7 @@ from tqdm import tqdm
 from search import cli, interrupts
 from search.data.registry import DataBundle, load_bundle
 from search.results.artifacts import artifact_dir
-from search.results.model_saver import ModelSaver
+from search.results.model_saver import ModelSaver, save_failure
 from search.study.counts import count_states, finished
 from search.study.gate import POLL_S, optimize_to_target, target_lock
 from search.study.progress import ProgressCallback
@@ -84,7 +84,7 @@ def work(job: WorkerJob, storage: RDBStorage, study: optuna.Study, objective: Ob
         optimize_to_target(
             study, objective, job.target, target_lock(storage, job.study),
             timeout=job.timeout, callbacks=[callback], catch=(RuntimeError, MemoryError),
-            should_stop=lambda: callback.gave_up,
+            should_stop=lambda: callback.gave_up or save_failure(objective.on_trained) is not None,
             after_trial=lambda: free_device_memory(objective.device), poll_s=job.poll_s,
             label=worker_label(job.worker))
     finally:
@@ -114,6 +114,10 @@ def run_worker(job: WorkerJob) -> int:
         callback = work(job, storage, study, objective)
     except KeyboardInterrupt:
         return cli.EXIT_INTERRUPTED
+    failure = save_failure(objective.on_trained)
+    if failure is not None:
+        print(f"worker {job.worker}: {failure}; the study is intact", file=sys.stderr)
+        return cli.EXIT_FAILURE
     if callback.gave_up:
         print(f"worker {job.worker}: stopped after {callback.consecutive_failures} failed trials "
               f"in a row; last reason: {callback.last_failure}", file=sys.stderr)

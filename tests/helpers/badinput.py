@@ -231,3 +231,219 @@ CASES = [
     Case("dashboard-unparsable-url-with-password", "dashboard",
          ("--storage", "postgresql://u:s3cret@db:port/x"), "'port'", hidden="s3cret"),
 ]
+
+
+# Issue "robustness, second round": foreign studies and databases, storages in memory or on
+# kernel file systems, devices, and every value read from a file a user can edit.
+
+def plain_optuna_study(db: str, direction: str = "minimize", spec: bool = False) -> Setup:
+    """A study someone made with Optuna alone (5 trials), named digits, in ``db``."""
+    def setup(case: Path, finished: Path) -> None:
+        import optuna
+
+        (case / db).parent.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(study_name="digits", storage=f"sqlite:///{case / db}",
+                                    direction=direction)
+        if spec:  # our spec, copied in, on a study of another direction
+            study.set_user_attr("spec", json.dumps({"dataset": "digits"}))
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    return setup
+
+
+def app_db(case: Path, finished: Path) -> None:
+    """Some application's SQLite database: tables of its own, no Optuna."""
+    with closing(sqlite3.connect(case / "app.db")) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO users (name) VALUES ('ada')")
+        db.commit()
+
+
+def edited_config(section: str | None, **values: object) -> Setup:
+    """The finished report, with best_config.json edited by hand (a key of a section)."""
+    def setup(case: Path, finished: Path) -> None:
+        report(case, finished)
+        path = case / "reports" / "digits" / "best_config.json"
+        config = json.loads(path.read_text())
+        (config[section] if section else config).update(values)
+        path.write_text(json.dumps(config))
+    return setup
+
+
+def edited_checkpoint(**values: object) -> Setup:
+    """The finished report's model.pt, with top-level or config values changed."""
+    def setup(case: Path, finished: Path) -> None:
+        report(case, finished)
+        path = case / "reports" / "digits" / "model.pt"
+        raw = torch.load(path, weights_only=True)
+        for key, value in values.items():
+            if key.startswith("config."):
+                raw["config"][key.removeprefix("config.")] = value
+            else:
+                raw[key] = value
+        torch.save(raw, path)
+        (case / "x.png").write_bytes((finished / "reports" / "digits" / "plots" /
+                                      "confusion_matrix.png").read_bytes())
+    return setup
+
+
+def edited_stored_spec(text: str | None = None, **values: object) -> Setup:
+    """The finished study, its stored spec edited in the database (or replaced by ``text``)."""
+    def setup(case: Path, finished: Path) -> None:
+        study(case, finished)
+        with closing(sqlite3.connect(case / "studies" / "digits.db")) as db:
+            (raw,) = db.execute("SELECT value_json FROM study_user_attributes "
+                                "WHERE key = 'spec'").fetchone()
+            spec_json = text if text is not None else json.dumps(
+                {**json.loads(json.loads(raw)), **values})
+            db.execute("UPDATE study_user_attributes SET value_json = ? WHERE key = 'spec'",
+                       (json.dumps(spec_json),))
+            db.commit()
+    return setup
+
+
+LONG = "x" * 300
+BEST = "reports/digits/best_config.json"
+MODEL = "reports/digits/model.pt"
+
+CASES += [
+    # Foreign studies: never taken over, never reported, never shown as ours.
+    Case("run-foreign-study", "run", ("--storage", "sqlite:///mine.db", "--trials", "8",
+                                      "--epochs", "1", "--config", "tiny.toml"),
+         "was not made by cnn-search", plain_optuna_study("mine.db")),
+    Case("run-foreign-study-default-storage", "run", TINY, "was not made by cnn-search",
+         plain_optuna_study("studies/digits.db", "maximize")),
+    Case("run-study-of-another-direction", "run", ("--storage", "sqlite:///mine.db", *TINY),
+         "direction(s) minimize", plain_optuna_study("mine.db", spec=True)),
+    Case("report-foreign-study", "report", ("--storage", "sqlite:///mine.db"),
+         "was not made by cnn-search", plain_optuna_study("mine.db")),
+    Case("report-study-of-another-direction", "report", ("--storage", "sqlite:///mine.db"),
+         "direction(s) minimize", plain_optuna_study("mine.db", spec=True)),
+    Case("dashboard-foreign-study", "dashboard", ("--study", "digits"),
+         "was not made by cnn-search", plain_optuna_study("studies/digits.db")),
+    # A database that is not Optuna's: no tables added, no journal mode switched.
+    Case("run-app-database", "run", ("--storage", "sqlite:///app.db", *TINY),
+         "is not an Optuna storage: it holds other tables (users)", app_db),
+    Case("run-app-database-bad-dataset", "run", ("--storage", "sqlite:///app.db", "--dataset",
+                                                 "/nonexistent", *TINY), "app.db", app_db),
+    Case("report-app-database", "report", ("--storage", "sqlite:///app.db"),
+         "is not an Optuna storage", app_db),
+    Case("dashboard-app-database", "dashboard", ("--storage", "sqlite:///app.db"),
+         "is not an Optuna storage", app_db),
+    # Storage that cannot keep a study.
+    Case("run-storage-in-memory", "run", ("--storage", "sqlite:///:memory:", *TINY), "in memory"),
+    Case("run-storage-in-memory-jobs", "run", ("--storage", "sqlite://", "--jobs", "2", *TINY),
+         "in memory"),
+    Case("report-storage-in-memory", "report", ("--storage", "sqlite:///:memory:"), "in memory"),
+    Case("dashboard-storage-in-memory", "dashboard", ("--storage", "sqlite://"), "in memory"),
+    Case("run-storage-under-proc", "run", ("--storage", "sqlite:////proc/cnn.db", *TINY),
+         "kernel file system"),
+    Case("run-storage-name-too-long", "run", ("--storage", f"sqlite:///{LONG}.db", *TINY),
+         "too long"),
+    Case("report-storage-name-too-long", "report", ("--storage", f"sqlite:///{LONG}.db"),
+         "too long"),
+    # Devices: auto, cpu, cuda, cuda:N and nothing else; CUDA only where there is one.
+    Case("run-device-meta", "run", ("--device", "meta", *TINY), "unknown device 'meta'"),
+    Case("run-device-upper-case", "run", ("--device", "CPU", *TINY), "unknown device 'CPU'"),
+    Case("run-device-negative-index", "run", ("--device", "cuda:-1", *TINY),
+         "unknown device 'cuda:-1'"),
+    Case("run-device-cuda-absent", "run", ("--device", "cuda", *TINY), "CUDA is not available"),
+    Case("run-device-cuda-index-absent", "run", ("--device", "cuda:3", *TINY),
+         "CUDA is not available"),
+    Case("report-device-mps", "report", ("--device", "mps"), "unknown device 'mps'", study),
+    Case("retrain-device-meta", "retrain", (BEST, "--device", "meta"), "unknown device 'meta'",
+         report),
+    # best_config.json edited by hand: the same rules as the flags, naming the key.
+    Case("retrain-config-lr-negative", "retrain", (BEST,), "lr must be a finite number > 0",
+         edited_config("model", lr=-1)),
+    Case("retrain-config-no-widths", "retrain", (BEST,), "widths must be 1 to 4096",
+         edited_config("model", widths=[])),
+    Case("retrain-config-unknown-optimizer", "retrain", (BEST,), "unknown optimizer 'sgdd'",
+         edited_config("model", optimizer="sgdd")),
+    Case("retrain-config-dropout-above-one", "retrain", (BEST,), "dropout must be",
+         edited_config("model", dropout=1.5)),
+    Case("retrain-config-batch-size-zero", "retrain", (BEST,), "batch_size must be",
+         edited_config("model", batch_size=0)),
+    Case("retrain-config-unknown-schedule", "retrain", (BEST,), "unknown schedule 'cyclic'",
+         edited_config("model", schedule="cyclic")),
+    Case("retrain-config-unknown-model-key", "retrain", (BEST,), "'activation'",
+         edited_config("model", activation="gelu")),
+    Case("retrain-config-epochs-zero", "retrain", (BEST,), "epochs must be an integer >= 1 but got 0",
+         edited_config(None, epochs=0)),
+    Case("retrain-config-epochs-text", "retrain", (BEST,), "epochs must be an integer",
+         edited_config(None, epochs="8")),
+    Case("retrain-config-seed-negative", "retrain", (BEST,), "seed must be an integer",
+         edited_config(None, seed=-1)),
+    Case("retrain-config-split-seed-huge", "retrain", (BEST,), "split_seed must be an integer "
+         "from 0 to 4294967295", edited_config("data", split_seed=2**40)),
+    Case("retrain-config-test-fraction-one", "retrain", (BEST,), "test_fraction",
+         edited_config("data", test_fraction=1.0)),
+    Case("retrain-config-unknown-data-key", "retrain", (BEST,), "unknown data key 'datset'",
+         edited_config("data", datset="digits")),
+    Case("retrain-config-future-version", "retrain", (BEST,), "version '7'",
+         edited_config(None, format="cnn-search-best-config/7")),
+    Case("retrain-config-data-not-object", "retrain", (BEST,), "'data' must be an object",
+         edited_config(None, data="digits")),
+    # Checkpoints edited by hand: shapes, finite statistics, known names.
+    Case("predict-checkpoint-mean-nan", "predict", (MODEL, "x.png"), "mean must be 1 finite",
+         edited_checkpoint(mean=[float("nan")])),
+    Case("predict-checkpoint-std-zero", "predict", (MODEL, "x.png"), "std must be positive",
+         edited_checkpoint(std=[0.0])),
+    Case("predict-checkpoint-shape-short", "predict", (MODEL, "x.png"), "input_shape must be "
+         "three whole numbers", edited_checkpoint(input_shape=[1, 8])),
+    Case("predict-checkpoint-classes-text", "predict", (MODEL, "x.png"), "classes must be a list",
+         edited_checkpoint(classes="0123456789")),
+    Case("predict-checkpoint-unknown-optimizer", "predict", (MODEL, "x.png"),
+         "unknown optimizer 'lion'", edited_checkpoint(**{"config.optimizer": "lion"})),
+    Case("predict-checkpoint-widths-changed", "predict", (MODEL, "x.png"), "does not rebuild",
+         edited_checkpoint(**{"config.widths": [64, 64]})),
+    # The spec stored in a study, edited in the database.
+    Case("run-stored-spec-not-json", "run", ("--trials", "3"), "not a JSON object",
+         edited_stored_spec("{epochs: 2")),
+    Case("run-stored-spec-epochs-zero", "run", ("--trials", "3"), "the spec stored in study "
+         "'digits': epochs must be an integer >= 1 but got 0", edited_stored_spec(epochs=0)),
+    Case("run-stored-spec-unknown-sampler", "run", ("--trials", "3"), "unknown sampler 'anneal'",
+         edited_stored_spec(sampler="anneal")),
+    Case("report-stored-spec-not-json", "report", (), "not a JSON object",
+         edited_stored_spec("[1, 2]")),
+    Case("report-stored-spec-unknown-key", "report", (), "unknown key",
+         edited_stored_spec(learning_rate=0.1)),
+    Case("report-stored-spec-fraction", "report", (), "val_fraction",
+         edited_stored_spec(val_fraction=2)),
+    # Study specs: types, ranges, nesting.
+    Case("run-spec-seed-huge", "run", ("--config", "spec.toml"), "seed must be an integer from "
+         "0 to 4294967295", spec(f"seed = {2**40}\n")),
+    Case("run-flag-seed-huge", "run", ("--seed", str(2**40), *TINY), "seed must be an integer "
+         "from 0 to 4294967295"),
+    Case("run-spec-image-size-huge", "run", ("--config", "spec.toml"), "image_size must be an "
+         "integer from 4 to 1024", spec("image_size = 5000\n")),
+    Case("run-spec-epochs-text", "run", ("--config", "spec.toml"), "epochs must be an integer",
+         spec('epochs = "8"\n')),
+    Case("run-spec-space-not-a-table", "run", ("--config", "spec.toml"), "'space'",
+         spec("space = 3\n")),
+    Case("run-spec-space-value-not-a-list", "run", ("--config", "spec.toml"),
+         "space.depth must be a list", spec('[space]\ndepth = "2"\n')),
+    Case("run-spec-data-dir-empty", "run", ("--config", "spec.toml"), "data_dir",
+         spec('data_dir = ""\n')),
+    Case("run-spec-device-meta", "run", ("--config", "spec.toml", "--epochs", "1"),
+         "unknown device 'meta'", spec('device = "meta"\n')),
+    # The dashboard's host: not a port problem.
+    Case("dashboard-host-unknown", "dashboard", ("--host", "nohost.invalid", "--port", "{busy}"),
+         "no such address", study),
+    Case("dashboard-host-not-here", "dashboard", ("--host", "192.0.2.7"), "address of this machine",
+         study),
+]
+
+CASES += [
+    # Output folders: refused before any work, naming the real cause (exit 2, not 1).
+    Case("report-out-is-a-file", "report", ("--out", "notes.txt"), "'notes.txt' is a file",
+         lambda c, f: (study(c, f), files(notes__txt="mine\n")(c, f))),
+    Case("report-out-under-proc", "report", ("--out", "/proc/cnn-reports"), "kernel file system",
+         study),
+    Case("report-out-name-too-long", "report", ("--out", LONG), "too long", study),
+    Case("retrain-out-under-sys", "retrain", (BEST, "--out", "/sys/cnn"), "kernel file system",
+         report),
+    Case("retrain-out-inside-a-file", "retrain", (BEST, "--out", "notes.txt/model"),
+         "'notes.txt' is a file", lambda c, f: (report(c, f), files(notes__txt="mine\n")(c, f))),
+    Case("run-storage-inside-a-file", "run", ("--storage", "sqlite:///notes.txt/x.db", *TINY),
+         "'notes.txt': it is a file", files(notes__txt="mine\n")),
+]

@@ -83,10 +83,12 @@ def run_process(module: str, argv: list[str], cwd: Path, prefix: tuple[str, ...]
 
 
 def _database_rows(path: Path) -> str | None:
-    """A SQLite file's content as SQL, or None if it is not a readable database."""
+    """A SQLite file's content as SQL, and its journal mode (a command that only reads must not
+    switch someone's file to WAL for good), or None if it is not a readable database."""
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-            return "\n".join(connection.iterdump())
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            return f"journal_mode={mode}\n" + "\n".join(connection.iterdump())
     except sqlite3.Error:
         return None
 

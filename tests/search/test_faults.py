@@ -68,6 +68,8 @@ def test_kill_9_orphaned_trial_is_failed_by_the_next_run_which_finishes(workdir:
     assert after.state == TrialState.FAIL and "ended during the trial" in after.user_attrs[FAIL_REASON]
     assert len(retry) == 1 and retry[0].params == orphan.params
     assert retry[0].state == TrialState.COMPLETE
+    # Rule: the retry that completed does not carry the killed attempt's failure reason.
+    assert FAIL_REASON not in retry[0].user_attrs
     assert finished(study) == 2 and TrialState.RUNNING not in states(study)
 
 

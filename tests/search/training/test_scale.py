@@ -17,6 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.schema import FAIL_REASON
 from search.study.counts import count_states
 from search.study.gate import WORKER_ATTR, may_start
 from search.study.spec import StudySpec
@@ -138,6 +139,7 @@ def test_killed_worker_trial_fails_and_is_retried_with_same_params() -> None:
         assert study._storage.get_trial(victim._trial_id).state == TrialState.FAIL
         assert len(retries) == 1 and retries[0].params == victim.params
         assert retries[0].state in FINISHED
+        assert FAIL_REASON not in retries[0].user_attrs  # the dead attempt's reason stays with it
         assert sum(t.state in FINISHED for t in trials) == 8
         assert TrialState.RUNNING not in {t.state for t in trials}
     finally:
