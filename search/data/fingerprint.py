@@ -27,10 +27,12 @@ class TreePrint:
 
 
 def pinned_dataset(dataset: str) -> str:
-    """A tree's path made absolute (what a study stores); a dataset name as it is."""
-    if not is_folder_dataset(dataset):
+    """A tree's path made absolute (what a study stores); a dataset name, or a path that does not
+    exist (loading it says why, and suggests the name meant), as it is."""
+    path = Path(dataset).expanduser()
+    if not is_folder_dataset(dataset) or not path.exists():
         return dataset
-    return str(Path(dataset).expanduser().resolve())
+    return str(path.resolve())
 
 
 def tree_print(dataset: str) -> TreePrint | None:

@@ -7,11 +7,14 @@ The search only ever sees ``DataBundle`` (train and val). The test split comes f
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
-import re
+import os
+import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +23,18 @@ from sklearn.model_selection import train_test_split
 from search.data.format import InputFormat
 from search.data.options import DataError, DataOptions, is_folder_dataset
 from search.hints import did_you_mean
+
+if TYPE_CHECKING:
+    from search.data.imagefolder import Decoded
+
+# The kernel's own file systems, not anyone's data: a cache written there is never what was
+# meant. (/dev is left out: /dev/shm is a RAM disk some choose for data.)
+SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"))
+# Linux's limits on one file name and on a whole path, in bytes (NAME_MAX, PATH_MAX).
+NAME_MAX = 255
+PATH_MAX = 4096
+# Decoded sources kept per process: one per dataset and image size in use, newest last.
+SOURCES_KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -83,13 +98,16 @@ def _load_digits(options: DataOptions) -> Source:
 def _named(name: str) -> Callable[[DataOptions], Source]:
     def load(options: DataOptions) -> Source:
         # Imported here: torchvision's dataset classes are only needed for these names.
-        from search.data.torchvision_sets import MissingDataError, load_torchvision
+        from search.data.torchvision_sets import DataFileError, MissingDataError, load_torchvision
 
+        data_dir = Path(options.data_dir).expanduser()
         try:
-            x, y, test_x, test_y, classes = load_torchvision(
-                name, Path(options.data_dir).expanduser(), options.download)
-        except MissingDataError as error:
+            x, y, test_x, test_y, classes = load_torchvision(name, data_dir, options.download)
+        except (MissingDataError, DataFileError) as error:
             raise DataError(str(error)) from None
+        except OSError as error:  # a folder that cannot be listed: permissions, I/O errors
+            raise DataError(f"cannot read {name} from {str(data_dir)!r}: "
+                            f"{_os_reason(error)}") from None
         return Source(x=x, y=y, classes=classes, test_x=test_x, test_y=test_y)
 
     return load
@@ -104,7 +122,7 @@ DATASETS: dict[str, Callable[[DataOptions], Source]] = {
 }
 
 
-def _load_folder(options: DataOptions) -> Source:
+def _load_folder(options: DataOptions, check: Callable[[Decoded], None] | None = None) -> Source:
     from search.data.imagefolder import FolderError, load_tree
 
     root = Path(options.dataset).expanduser()
@@ -113,7 +131,8 @@ def _load_folder(options: DataOptions) -> Source:
         raise DataError(f"unknown dataset {options.dataset!r}{hint}; known: {', '.join(DATASETS)}, "
                         "or the path of an ImageFolder tree (PATH/train/<class>/<image>)")
     try:
-        tree = load_tree(root, Path(options.data_dir).expanduser() / "cache", options.image_size)
+        tree = load_tree(root, Path(options.data_dir).expanduser() / "cache", options.image_size,
+                         check)
     except FolderError as error:
         raise DataError(str(error)) from None
     return Source(x=tree.x, y=tree.y, classes=tree.classes, test_x=tree.test_x, test_y=tree.test_y)
@@ -140,8 +159,65 @@ def _stratified(y: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray
     return np.sort(keep), np.sort(held)
 
 
+def _os_reason(error: OSError) -> str:
+    where = f"{error.filename!r}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
+
+
+def _too_long(path: Path) -> str | None:
+    """Why ``path`` is too long for the system, or None. Checked by hand: the kernel says
+    ENAMETOOLONG only once every folder before the long name exists."""
+    longest = max(path.parts, key=lambda part: len(os.fsencode(part)), default="")
+    if len(os.fsencode(longest)) > NAME_MAX:
+        return f"a name in it has {len(os.fsencode(longest))} bytes; file names have at most {NAME_MAX}"
+    if len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
+        return f"it has {len(os.fsencode(str(path.absolute())))} bytes; paths have fewer than {PATH_MAX}"
+    return None
+
+
+def _lookup(path: Path, what: str) -> str:
+    """"folder", "file" or "missing" for ``path``; a path that cannot even be looked up is a
+    DataError that names it and the real cause (a name too long, a file on the way, a loop)."""
+    reason = _too_long(path)
+    if reason is not None:
+        raise DataError(f"{what} {str(path)!r} cannot be used: {reason}")
+    try:
+        return "folder" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        if error.errno == errno.ENOTDIR:
+            above = next((p for p in reversed(path.parents) if p.is_file()), path.parent)
+            reason = f"{str(above)!r} is a file, not a folder"
+        else:
+            reason = error.strerror or str(error)
+        raise DataError(f"{what} {str(path)!r} cannot be used: {reason}") from None
+
+
+def check_data_paths(options: DataOptions) -> None:
+    """Refuse, before anything is read or written, paths that cannot work: a data folder
+    (``--data-dir``) that is a file, lies under /proc or /sys, or cannot be looked up,
+    and a dataset path that cannot be looked up (a name too long, a file on the way).
+
+    ``load_bundle`` calls it first; a command may call it earlier, before opening storage.
+    """
+    data_dir = Path(options.data_dir).expanduser()
+    if _lookup(data_dir, "data folder (--data-dir)") == "file":
+        raise DataError(f"data folder (--data-dir) {str(data_dir)!r} is a file, not a folder")
+    resolved = data_dir.resolve()
+    system = next((f for f in SYSTEM_FOLDERS if resolved.is_relative_to(f)), None)
+    if system is not None:
+        raise DataError(f"data folder (--data-dir) {str(data_dir)!r} is under {system}, the "
+                        "system's own folder, not one for data; pass --data-dir with a folder of "
+                        "yours")
+    if is_folder_dataset(options.dataset):
+        _lookup(Path(options.dataset).expanduser(), "dataset")
+
+
 def _absolute(options: DataOptions) -> DataOptions:
-    """Paths made absolute, so the per-process caches never mix up two working directories."""
+    """Paths checked and made absolute, so the per-process caches never mix up two working
+    directories."""
+    check_data_paths(options)
     data_dir = str(Path(options.data_dir).expanduser().resolve())
     dataset = options.dataset
     if is_folder_dataset(dataset) and Path(dataset).expanduser().exists():
@@ -149,17 +225,26 @@ def _absolute(options: DataOptions) -> DataOptions:
     return dataclasses.replace(options, dataset=dataset, data_dir=data_dir)
 
 
+_SOURCES: dict[DataOptions, Source] = {}
+
+
 def _load_source(options: DataOptions) -> Source:
-    # Keyed on what the decoded images depend on, not on how they are split.
+    """The decoded source, once per process. Keyed on what the decoded images depend on, not
+    on how they are split, so that the search, the retrain and the test share one copy."""
     absolute = _absolute(options)
-    return _decoded_source(DataOptions(dataset=absolute.dataset, data_dir=absolute.data_dir,
-                                       image_size=options.image_size, download=options.download))
+    key = DataOptions(dataset=absolute.dataset, data_dir=absolute.data_dir,
+                      image_size=options.image_size, download=options.download)
+    if key not in _SOURCES:
+        source = _decoded_source(key, functools.partial(_check_splits, absolute))
+        if len(_SOURCES) >= SOURCES_KEPT:
+            del _SOURCES[next(iter(_SOURCES))]  # the oldest
+        _SOURCES[key] = source
+    return _SOURCES[key]
 
 
-@functools.lru_cache(maxsize=4)
-def _decoded_source(options: DataOptions) -> Source:
+def _decoded_source(options: DataOptions, check: Callable[[Decoded], None]) -> Source:
     if is_folder_dataset(options.dataset):
-        return _load_folder(options)  # resized while decoding
+        return _load_folder(options, check)  # resized while decoding
     source = DATASETS[options.dataset](options)
     if options.image_size is None:
         return source
@@ -167,13 +252,33 @@ def _decoded_source(options: DataOptions) -> Source:
                   test_x=_resized(source.test_x, options.image_size), test_y=source.test_y)
 
 
+def _pool_held(options: DataOptions, y: torch.Tensor,
+               shipped_test: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Indices of the labelled pool and of the held-out test (None: the shipped test part)."""
+    if shipped_test:
+        return np.arange(len(y)), None
+    return _stratified(y, options.test_fraction, options.split_seed)
+
+
+def _train_val(options: DataOptions, y: torch.Tensor,
+               pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of train (the subset, when asked) and of val, within the pool."""
+    train_rel, val_rel = _stratified(y[pool], options.val_fraction, options.split_seed)
+    train_idx = _subset(y, pool[train_rel], options.train_subset, options.split_seed)
+    return train_idx, pool[val_rel]
+
+
+def _check_splits(options: DataOptions, tree: Decoded) -> None:
+    """Refuse a freshly decoded tree that cannot be split as asked, before its cache is written."""
+    pool, _ = _pool_held(options, tree.y, tree.test_y is not None)
+    _train_val(options, tree.y, pool)
+
+
 def _pool_index(options: DataOptions) -> tuple[Source, np.ndarray, np.ndarray | None]:
     """The source, and indices of its labelled pool and held-out test (None: shipped test)."""
     source = _load_source(options)
-    if source.test_x is not None and source.test_y is not None:
-        return source, np.arange(len(source.y)), None
-    keep, held = _stratified(source.y, options.test_fraction, options.split_seed)
-    return source, keep, held
+    shipped = source.test_x is not None and source.test_y is not None
+    return source, *_pool_held(options, source.y, shipped)
 
 
 def _pool_and_test(options: DataOptions) -> tuple[Split, Split]:
@@ -231,11 +336,9 @@ def _bundle(options: DataOptions) -> DataBundle:
     # Indices are composed first and images gathered once, so no intermediate copy of the pool
     # is made: peak memory stays near the source plus train and val.
     source, pool, _ = _pool_index(options)
-    train_rel, val_rel = _stratified(source.y[pool], options.val_fraction, options.split_seed)
-    train_idx = _subset(source.y, pool[train_rel], options.train_subset, options.split_seed)
+    train_idx, val_idx = _train_val(options, source.y, pool)
     train = Split(source.x[train_idx], source.y[train_idx])
     mean, std = channel_stats(train.x)
-    val_idx = pool[val_rel]
     return DataBundle(
         name=options.dataset,
         train=train,

@@ -6,6 +6,8 @@ import gzip
 import io
 import pickle
 import struct
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +110,56 @@ def write_tree(root: Path, per_class: int = 6, classes: tuple[str, ...] = ("cat"
                 else:
                     data, ext = encode(rgb, "PNG", mode="RGBA"), "png"
                 (folder / f"{i:03d}.{ext}").write_bytes(data)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def bomb_png(path: Path, side: int) -> None:
+    """A real, valid side x side 1-bit black PNG: a few KB on disk (10,000 px: 12 KB), side**2
+    pixels once decoded (3 bytes each as RGB). Rows are compressed one by one, so writing it
+    costs no memory."""
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (side + 7) // 8)  # filter byte 0, then the row's bits
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
+                     + _png_chunk(b"IEND", b""))
+
+
+def huge_jpeg(path: Path, width: int, height: int) -> None:
+    """A real 8x8 JPEG whose frame header (SOF0) is rewritten to claim width x height."""
+    data = bytearray(encode(np.zeros((8, 8, 3), np.uint8), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+
+
+def many_frames_gif(path: Path, side: int, frames: int) -> None:
+    """A real animated GIF of ``frames`` different side x side frames: small on disk, and
+    torchvision decodes every frame."""
+    images = [Image.fromarray(np.full((side, side), 10 * i % 256, np.uint8)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:])
+
+
+def rewrite_gz(path: Path, change: Callable[[bytes], bytes]) -> None:
+    """Rewrite a gzipped file's content (an IDX file's header or body) and gzip it again."""
+    with gzip.open(path, "rb") as handle:
+        content = handle.read()
+    with gzip.open(path, "wb") as out:
+        out.write(change(content))
+
+
+def rewrite_pickle(path: Path, change: Callable[[dict], object]) -> None:
+    """Rewrite one of our own CIFAR pickles (written by the writers above) with ``change``."""
+    with open(path, "rb") as handle:
+        table = pickle.load(handle, encoding="latin1")
+    with open(path, "wb") as out:
+        pickle.dump(change(table), out, protocol=2)
+
+
+def truncate(path: Path, keep: int) -> None:
+    """Keep the first ``keep`` bytes of a file: a download or a copy cut short."""
+    path.write_bytes(path.read_bytes()[:keep])

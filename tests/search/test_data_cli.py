@@ -39,8 +39,10 @@ def test_run_cli_short_search_on_each_dataset_kind(workdir: Path, dataset: str) 
     spec = stored(workdir, name)
     # Rule: every kind searches end to end; the study is named after the dataset (a tree: its
     # folder, made safe), and stores the augmentation the data called for.
-    assert spec["dataset"] == dataset and spec["space"]["augment"] == [augment]
-    assert StudySpec.from_flat(spec).data.dataset == dataset
+    # A tree is stored by its resolved path (a study is pinned to its data); a name as it is.
+    expected = str((workdir / dataset).resolve()) if "/" in dataset else dataset
+    assert spec["dataset"] == expected and spec["space"]["augment"] == [augment]
+    assert StudySpec.from_flat(spec).data.dataset == expected
     # Rule: without --pruner, data other than the bundled digits gets Hyperband (measured).
     assert spec["pruner"] == "hyperband"
     # Rule: and, without --no-baseline, the textbook recipe as its first trial (measured).

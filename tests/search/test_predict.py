@@ -15,6 +15,7 @@ from search.data.registry import DataBundle
 from search.results.checkpoint import load_checkpoint, write_checkpoint
 from search.training.loop import Normalizer
 from search.training.loop import predict as predict_indices
+from tests.helpers.dataset_files import bomb_png, huge_jpeg
 
 CONFIG = TrialConfig(widths=(8,), optimizer="adam", lr=1e-3, weight_decay=0.0, dropout=0.0,
                      batch_size=64)
@@ -76,6 +77,24 @@ def test_predict_unreadable_image_is_named_and_skipped(model_path: Path, tmp_pat
     assert code == 2
     assert "broken.png" in captured.err and captured.err.count("\n") == 1
     assert list(_lines(captured.out)) == ["gray0.png"]
+
+
+@pytest.mark.parametrize(("writer", "size"), [
+    (lambda p: bomb_png(p, 20_000), "20000x20000 pixels (400 megapixels)"),
+    (lambda p: huge_jpeg(p, 50_000, 30_000), "50000x30000 pixels (1500 megapixels)"),
+], ids=["png-bomb", "jpeg-header"])
+def test_predict_image_too_big_is_named_and_the_rest_classified(
+        model_path: Path, tmp_path: Path, digits: DataBundle, capsys: pytest.CaptureFixture[str],
+        writer, size: str) -> None:
+    written = _write_images(tmp_path / "images", digits)
+    writer(tmp_path / "images" / "big.png")
+    code = predict.main([str(model_path), str(tmp_path / "images")])
+    captured = capsys.readouterr()
+    # Rule: an image over the pixel limit is one stderr line naming it and its size (no
+    # traceback, no decode); every other file is still classified, and the exit code is 2.
+    assert code == 2 and captured.err.count("\n") == 1
+    assert "big.png" in captured.err and size in captured.err and "Traceback" not in captured.err
+    assert sorted(_lines(captured.out)) == sorted([*written, "rgb0.JPG", "rgb1.JPG", "rgb2.JPG"])
 
 
 def _truncated(path: Path) -> None:

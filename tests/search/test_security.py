@@ -17,7 +17,9 @@ import torch
 
 from search.data.imagefolder import cache_key, cache_path, load_tree, scan_tree
 from search.errors import UsageError
-from search.study.storage import check_study_name, mask_url
+from search.study.spec import StudySpec
+from search.study.storage import check_study_name, mask_url, open_storage
+from search.study.studies import load_or_create
 from tests.helpers.badinput import MARKER, Crafted
 from tests.helpers.clirunner import run_forked
 from tests.helpers.dataset_files import write_tree
@@ -98,7 +100,7 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
 def test_dashboard_listens_on_localhost_only_by_default(workdir: Path) -> None:
     (workdir / "studies").mkdir()
-    optuna.create_study(study_name="digits", storage="sqlite:///studies/digits.db")
+    load_or_create("digits", open_storage("sqlite:///studies/digits.db"), StudySpec())  # ours
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "search.dashboard", "--port", str(port)],
                             cwd=workdir, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

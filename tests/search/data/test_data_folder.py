@@ -77,8 +77,20 @@ def test_load_tree_corrupt_file_is_skipped_with_warning_and_count(tree: Path, tm
          "holds no class folders"),
         (lambda t: shutil.rmtree(t / "train"), "has no train/ folder"),
         (lambda t: shutil.rmtree(t), "does not exist"),
+        (lambda t: shutil.rmtree(t / "train") or (t / "train").write_text("x"),
+         "train folder .*train' is a file; expected a folder laid out as train/<class>/<image>"),
+        (lambda t: (t / "test").write_text("x"), "test folder .*test' is a file"),
+        (lambda t: [shutil.rmtree(t / "train" / c) for c in ("dog", "eel")]
+         and (t / "train" / "dog").write_text("x"), "one class .*'dog' is a file, not a class folder"),
+        (lambda t: [p.rename(p.with_name("." + p.name)) for p in list(t.rglob("*.*"))],
+         "class folder .*cat' holds no images"),
+        (lambda t: [p.rename(t / "train" / f"{p.parent.name}{p.name}")
+                    for p in list((t / "train").rglob("*.*"))]
+         and [(t / "train" / c).rmdir() for c in ("cat", "dog", "eel")],
+         "no class folders, so no images; 'cat000.png' and 17 other\\(s\\) are files"),
     ],
-    ids=["empty-class", "one-class", "no-images", "no-train", "no-tree"],
+    ids=["empty-class", "one-class", "no-images", "no-train", "no-tree", "train-is-a-file",
+         "test-is-a-file", "class-is-a-file", "only-hidden-files", "images-loose-in-train"],
 )
 def test_load_bundle_unusable_tree_is_a_clear_error(tree: Path, tmp_path: Path, damage, message: str
                                                     ) -> None:

@@ -1,4 +1,4 @@
-"""torchvision datasets read by torchvision's own classes from tiny files in the real formats."""
+"""torchvision datasets read from tiny files in the real formats."""
 
 from __future__ import annotations
 
@@ -56,11 +56,13 @@ def test_load_bundle_cifar_keeps_pixel_layout(data_dir: Path) -> None:
     assert test.y.tolist() == batch["labels"]
 
 
-def test_load_bundle_mnist_gz_only_is_unpacked(tmp_path: Path) -> None:
+def test_load_bundle_mnist_gz_only_is_read_without_writing(tmp_path: Path) -> None:
     write_mnist(tmp_path, "MNIST")
-    load_bundle(DataOptions(dataset="mnist", data_dir=str(tmp_path)))
-    # Rule: a folder holding only the .gz files is readable (unpacked once, next to them).
-    assert (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    before = sorted(tmp_path.rglob("*"))
+    bundle = load_bundle(DataOptions(dataset="mnist", data_dir=str(tmp_path)))
+    # Rule: a folder holding only the .gz files is read from them, and nothing is written.
+    assert len(bundle.train) + len(bundle.val) == 60
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("name", list(NAMED))
