@@ -40,8 +40,11 @@ class TrialConfig:
     def __post_init__(self) -> None:
         # A config comes from a file a user can edit (best_config.json, a checkpoint): every
         # value is checked here, by name, before any model is built from it.
-        if not self.widths or not all(_whole(w) and 1 <= w <= 4096 for w in self.widths):
-            raise ValueError(f"widths must be 1 to 4096 channels per block but got {list(self.widths)}")
+        # No upper bound: a space may hold wide nets, and one too wide for the device fails as
+        # that trial's out-of-memory, alone.
+        if not self.widths or not all(_whole(w) and w >= 1 for w in self.widths):
+            raise ValueError(f"widths must be one or more whole numbers >= 1 (channels per block) "
+                             f"but got {list(self.widths)}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _number("lr", self.lr, low=0.0, low_open=True)

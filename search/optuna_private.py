@@ -8,7 +8,7 @@ search in the middle of the night.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.samplers._tpe import sampler as _tpe_sampler
@@ -53,6 +53,18 @@ def count_by_state(backend: RDBStorage, study: optuna.Study) -> Counter[TrialSta
                 .filter(TrialModel.study_id == study_id(study))
                 .group_by(TrialModel.state).all())
     return Counter({state: count for state, count in rows})
+
+
+def system_attrs(trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
+    """A trial's system attrs; a running Trial (Optuna 5) no longer shows them publicly."""
+    if isinstance(trial, FrozenTrial):
+        return trial.system_attrs
+    return trial._cached_frozen_trial.system_attrs
+
+
+def reported_steps(trial: optuna.Trial) -> set[int]:
+    """Steps the running trial already holds a value for (a retry inherits its first attempt's)."""
+    return set(trial._cached_frozen_trial.intermediate_values)
 
 
 # Optuna 5's TPE internals that search.strategy.tpe reuses: default_gamma,

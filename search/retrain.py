@@ -41,7 +41,8 @@ def retrain_cli(args: argparse.Namespace) -> int:
     out = args.out or args.config.parent
     check_output_folder(out)
     with staged(out) as staging:  # a retrain stopped part-way leaves the folder as it was
-        result = retrain(best, args.seeds, staging, device, epochs=args.epochs)
+        result = retrain(best, args.seeds, staging, device, epochs=args.epochs,
+                         done=out.parent / f".{out.name}.seeds")
     m = result.metrics
     print(f"test accuracy {m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over "
           f"{len(m['per_seed'])} seed(s); wrote {out / 'model.pt'}, model.pt2, metrics.json")

@@ -19,7 +19,7 @@ PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
 SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "baseline", "data_dir",
               "image_size", "train_subset")
-RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs")
+RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs", "checkpoint_dir")
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -51,6 +51,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--jobs", type=cli.positive_int,
                    help="worker processes on this machine, sharing the study (default 1)")
+    p.add_argument("--checkpoint-dir", help="where running trials keep their last epoch, to "
+                   "resume after a kill or preemption (default: checkpoints/ beside a SQLite "
+                   "study; a shared folder for workers on several machines)")
     p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save-models", choices=SAVE_MODES, default="best",
@@ -74,6 +77,7 @@ def run_search(args: argparse.Namespace) -> int:
     from search.study.counts import count_states, finished
     from search.study.next_steps import resume_command
     from search.study.progress import summary
+    from search.training.checkpoints import default_dir
     from search.training.device import resolve_device
     from search.training.session import open_search, worker_job
     from search.training.workers import build_objective, work
@@ -92,7 +96,8 @@ def run_search(args: argparse.Namespace) -> int:
         return cli.EXIT_OK
     if run.jobs > 1:
         return _run_jobs(study, run, url, args.save_models, show=not args.quiet, prog=args.prog)
-    objective = build_objective(name, opened.spec, opened.data, device, args.save_models)
+    objective = build_objective(name, opened.spec, opened.data, device, args.save_models,
+                                default_dir(name, url, run.checkpoint_dir))
     started = time.perf_counter()
     try:
         callback = work(worker_job(run, name, url, save_models=args.save_models), opened.storage,
@@ -100,8 +105,8 @@ def run_search(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         done = finished(count_states(study))
         print(f"\ninterrupted: study {name!r} has {done}/{run.trials} finished trials; the running "
-              f"trial was marked failed. Resume with: {resume_command(name, url, run.trials)}",
-              file=sys.stderr)
+              "trial was stopped and continues from its last finished epoch on the next run. "
+              f"Resume with: {resume_command(name, url, run.trials)}", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
     print(summary(study, run.trials, url, time.perf_counter() - started))
     failure = save_failure(objective.on_trained)

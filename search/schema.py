@@ -25,6 +25,7 @@ EPOCHS_RUN = "epochs_run"  # epochs trained (pruned and stopped trials train few
 SECONDS_PER_EPOCH = "seconds_per_epoch"
 TRAIN_LOSS = "train_loss"  # of the last epoch
 STOPPED_EARLY = "stopped_early"  # ended by --patience, as complete
+RESUMED_FROM_EPOCH = "resumed_from_epoch"  # epochs a retry restored from its checkpoint
 
 # The FAIL_REASON of a trial that Ctrl-C or SIGTERM stopped: the user's doing, not the trial's.
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"

@@ -62,7 +62,10 @@ def write_report(study: optuna.Study, spec: StudySpec, url: str, *, out_root: Pa
             study=name, trial=trial.number, value=trial.value, params=trial.params, spec=spec,
             config=config))
         # The same path as python -m search.retrain: the file, not the study, drives the retrain.
-        result = retrain(best_config.read_best_config(config_path), seeds, out, device)
+        # Finished seeds are kept beside the folder: a report stopped part-way goes on with the
+        # seeds it had not finished.
+        result = retrain(best_config.read_best_config(config_path), seeds, out, device,
+                         done=final.parent / f".{name}.seeds")
         plots = study_plots(study, out / "plots")
         plots["confusion_matrix"] = confusion_matrix_plot(
             result.test_labels, result.test_predictions, result.classes,

@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,7 +21,7 @@ import torch
 from model_space import TrialConfig, build_model, build_optimizer, count_parameters
 from search.data.registry import DataBundle, load_test_split, load_train_val
 from search.results.best_config import BestConfig
-from search.results.checkpoint import write_checkpoint
+from search.results.checkpoint import load_checkpoint, write_checkpoint
 from search.results.export import export_program
 from search.training.loop import Normalizer, fit, predict
 from search.training.objective import seed_everything
@@ -50,26 +54,87 @@ def _summary(per_seed: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def retrain(best: BestConfig, seeds: int, out: Path, device: torch.device,
-            epochs: int | None = None) -> RetrainResult:
-    """Train once per seed on train+val, test each once; save the first seed's model."""
+            epochs: int | None = None, done: Path | None = None) -> RetrainResult:
+    """Train once per seed on train+val, test each once; save the first seed's model.
+
+    ``done``: a folder that keeps each finished seed (its metrics; the first seed's weights too),
+    so a retrain stopped part-way starts again with the seeds not yet finished. It is emptied
+    once the retrain is done.
+    """
     epochs = epochs or best.epochs
     data = load_train_val(best.full_data)
     test = load_test_split(best.full_data)
     normalize = Normalizer.from_stats(data.mean, data.std, device)
-    per_seed, kept = [], None
+    finished = FinishedSeeds(done, _key(best, epochs)) if done is not None else None
+    per_seed: list[dict[str, Any]] = []
+    model = None
     for i in range(seeds):
-        model, seconds = _train_one(best.config, data, best.seed + i, epochs, device)
-        predictions = predict(model, test.x, normalize)
-        accuracy = (predictions == test.y).float().mean().item()
-        per_seed.append({"seed": best.seed + i, "test_accuracy": accuracy,
-                         "train_seconds": round(seconds, 3)})
-        if kept is None:
-            kept = (model, predictions)
-    model, predictions = kept  # type: ignore[misc]
+        seed = best.seed + i
+        row = finished.row(seed, with_model=i == 0) if finished is not None else None
+        if row is None:
+            trained, seconds = _train_one(best.config, data, seed, epochs, device)
+            accuracy = (predict(trained, test.x, normalize) == test.y).float().mean().item()
+            row = {"seed": seed, "test_accuracy": accuracy, "train_seconds": round(seconds, 3)}
+            if finished is not None:
+                finished.keep(row, trained if i == 0 else None, best.config, data)
+            model = trained if i == 0 else model
+        per_seed.append(row)
+    if model is None:  # the first seed finished in an earlier, stopped run
+        model = finished.first_model(device)  # type: ignore[union-attr]
+    predictions = predict(model, test.x, normalize)
     metrics = _metrics(best, per_seed, model, epochs, len(data.train), len(test), device)
     out.mkdir(parents=True, exist_ok=True)
     _save(out, model.cpu(), best, data, metrics)
+    if finished is not None:
+        finished.clear()
     return RetrainResult(metrics, data.classes, test.y, predictions)
+
+
+def _key(best: BestConfig, epochs: int) -> str:
+    """What a finished seed depends on: the data, the model config, the epochs and the seeds."""
+    text = json.dumps([dataclasses.asdict(best.full_data), best.config.to_dict(), epochs,
+                       best.seed], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FinishedSeeds:
+    """Seeds a retrain has finished, kept on disk until it is done."""
+
+    folder: Path
+    key: str
+
+    def __post_init__(self) -> None:
+        if (self.folder / "key").is_file() and (self.folder / "key").read_text() != self.key:
+            self.clear()  # another configuration's seeds: not ours to reuse
+
+    def row(self, seed: int, with_model: bool = False) -> dict[str, Any] | None:
+        path = self.folder / f"seed-{seed}.json"
+        if with_model and not (self.folder / "first-model.pt").is_file():
+            return None
+        try:
+            row = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(row, dict) and row.get("seed") == seed and isinstance(
+            row.get("test_accuracy"), float) and isinstance(row.get("train_seconds"), float)
+        return row if ok else None
+
+    def keep(self, row: dict[str, Any], model: torch.nn.Module | None, config: TrialConfig,
+             data: DataBundle) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "key").write_text(self.key)
+        if model is not None:  # the first seed's model is the one the report saves
+            write_checkpoint(self.folder / "first-model.pt", model, config, data.format)
+        temporary = self.folder / f".seed-{row['seed']}.json"
+        temporary.write_text(json.dumps(row))
+        os.replace(temporary, self.folder / f"seed-{row['seed']}.json")
+
+    def first_model(self, device: torch.device) -> torch.nn.Module:
+        return load_checkpoint(self.folder / "first-model.pt").model.to(device)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _metrics(best: BestConfig, per_seed: list[dict[str, Any]], model: torch.nn.Module, epochs: int,

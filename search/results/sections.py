@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from model_space import TrialConfig, sample_config
 from search.results.plots import PLOTS
 from search.results.render import Image, Section, Table, Text
-from search.schema import BASELINE_ATTR, EPOCHS_RUN, N_PARAMS
+from search.schema import BASELINE_ATTR, EPOCHS_RUN, N_PARAMS, RESUMED_FROM_EPOCH
 from search.study.spec import StudySpec
 
 TOP = 10
@@ -56,6 +56,15 @@ def _baseline(trials: list[FrozenTrial], best: FrozenTrial) -> list[tuple[str, s
                                 f"the best trial is {best.value - first.value:+.4f} over it")]
 
 
+def _resumed(trials: list[FrozenTrial]) -> list[tuple[str, str]]:
+    restored = [int(t.user_attrs[RESUMED_FROM_EPOCH]) for t in trials
+                if RESUMED_FROM_EPOCH in t.user_attrs]
+    if not restored:
+        return []
+    return [("resumed trials", f"{len(restored)} continued from their checkpoint after a stop; "
+                               f"{sum(restored)} epochs not trained again")]
+
+
 def _summary(f: ReportFacts) -> Table:
     trials = f.study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -74,6 +83,7 @@ def _summary(f: ReportFacts) -> Table:
         ("trials", trial_counts(trials)),
         ("epochs spent", f"{spent} of {unpruned} without pruning ({len(finished)} finished trials × "
                          f"{f.spec.epochs} epochs) = {spent / max(unpruned, 1):.0%}"),
+        *_resumed(trials),
         ("search wall time", f"{_wall_seconds(trials):.1f} s (first trial start to last trial end)"),
         ("report time", f"{f.report_seconds:.1f} s (retrains and plots included)"),
         ("search", f"sampler {f.spec.sampler}, pruner {f.spec.pruner}, seed {f.spec.seed}"),

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from search.schema import FAIL_REASON
+from search.schema import FAIL_REASON, RESUMED_FROM_EPOCH
 from search.study.counts import count_states, finished
 from search.study.next_steps import dashboard_command, report_command
 from search.study.storage import mask_url
@@ -78,6 +78,12 @@ def format_params(params: dict[str, object]) -> str:
     return " ".join(parts)
 
 
+def resumed_epochs(study: optuna.Study) -> list[int]:
+    """Epochs each resumed trial restored instead of training them again."""
+    return [int(t.user_attrs[RESUMED_FROM_EPOCH]) for t in study.get_trials(deepcopy=False)
+            if RESUMED_FROM_EPOCH in t.user_attrs]
+
+
 def summary(study: optuna.Study, target: int, url: str, seconds: float) -> str:
     """A few lines for the end of a run: counts, best trial, where it is and what to do next."""
     counts = count_states(study)
@@ -93,6 +99,10 @@ def summary(study: optuna.Study, target: int, url: str, seconds: float) -> str:
     else:
         lines.append(f"best val_accuracy {best.value:.4f} (trial {best.number}): "
                      f"{format_params(best.params)}")
+    resumed = resumed_epochs(study)
+    if resumed:
+        lines.append(f"resumed: {len(resumed)} trial(s) continued from their checkpoint, "
+                     f"{sum(resumed)} epoch(s) not trained again")
     lines.append(f"storage: {mask_url(url)}")
     lines.append(f"browse:  {dashboard_command(name, url)}")
     if best is not None:  # the report needs a complete trial

@@ -138,10 +138,17 @@ class RunOptions:
     device: str = "auto"
     # Worker processes on this machine, sharing the study (torch threads split between them).
     jobs: int = 1
+    # Where running trials keep their last finished epoch, in <dir>/<study>/; None: checkpoints/
+    # beside a SQLite file, else studies/checkpoints/. Workers on several machines need a
+    # folder they all reach (a shared file system) to resume each other's trials.
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
         _whole("trials", self.trials, 1)
         _whole("jobs", self.jobs, 1)
+        if self.checkpoint_dir is not None and (not isinstance(self.checkpoint_dir, str)
+                                                or not self.checkpoint_dir):
+            raise SpecError(f"checkpoint_dir must be a non-empty path but got {self.checkpoint_dir!r}")
         if self.timeout is not None and (
             isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float)
             or self.timeout <= 0

@@ -106,7 +106,8 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRA
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat[0],
                 grace_period=heartbeat[1],
-                heartbeat_stale_trial_callback=RetryAsNew(max_retry=max_retry),
+                heartbeat_stale_trial_callback=RetryAsNew(max_retry=max_retry,
+                                                          inherit_intermediate_values=True),
             )
 
     try:
@@ -125,7 +126,9 @@ class RetryAsNew(RetryHeartbeatStaleTrialCallback):
     """Optuna's retry of a stale trial, without the dead attempt's failure reason and worker.
 
     The retry copies the trial's user attrs; a retry that then completes would still say why
-    the first attempt failed, and who ran it.
+    the first attempt failed, and who ran it. It keeps the values reported so far (the pruner
+    sees the whole curve) and the system attrs (the rungs passed, the first trial's number,
+    which names its checkpoint).
     """
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -354,7 +357,11 @@ def _server_tables(url: str) -> set[str]:
     parsed = _parse(url)
     if parsed is None or parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb"):
         return set()  # a bad URL or another backend: RDBStorage reports it
-    engine = create_engine(parsed, connect_args=_connect_timeout(parsed))
+    timeouts = _connect_timeout(parsed)
+    if parsed.get_backend_name() in ("mysql", "mariadb") and parsed.get_driver_name() == "pymysql":
+        # PyMySQL's connect_timeout covers the TCP connect only (see _probe_mysql).
+        timeouts = {**timeouts, "read_timeout": CONNECT_TIMEOUT_S}
+    engine = create_engine(parsed, connect_args=timeouts)
     try:
         return set(inspect(engine).get_table_names())
     finally:

@@ -18,7 +18,7 @@ from search.optuna_private import storage_of, study_id
 from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, OBJECTIVE_NAME, SPEC_ATTR
 from search.strategy.samplers import make_pruner, make_sampler
 from search.study.spec import SpecError, StudySpec
-from search.study.storage import mask_url, open_user_storage
+from search.study.storage import RetryAsNew, mask_url, open_user_storage
 
 
 def enqueue_baseline(study: optuna.Study, space: SearchSpace) -> None:
@@ -150,3 +150,23 @@ def checked_spec(study: str, flat: dict[str, Any]) -> StudySpec:
         raise SpecError(f"the spec stored in study {study!r}: {error}") from None
     except TypeError as error:  # a key no StudySpec has
         raise SpecError(f"the spec stored in study {study!r} has an unknown key: {error}") from None
+
+
+def requeue_interrupted(study: optuna.Study) -> list[FrozenTrial]:
+    """Queue again the trials Ctrl-C or SIGTERM stopped (a preemption), as a dead worker's are.
+
+    The retry keeps the parameters, the values reported so far and the first trial's number,
+    so it resumes from that trial's checkpoint. A trial stopped for its own reasons (diverged,
+    out of memory) is not retried. Call under the study's gate lock.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    stopped = [t for t in trials if t.state == TrialState.FAIL and t.number not in retried
+               and t.user_attrs.get(FAIL_REASON) == INTERRUPTED]
+    # No retry limit: a preemptible machine may stop the same trial many times.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        retry = RetryAsNew(max_retry=None, inherit_intermediate_values=True)
+    for trial in stopped:
+        retry(study, trial)
+    return stopped

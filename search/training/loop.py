@@ -34,6 +34,24 @@ class EpochResult:
 
 
 @dataclass(frozen=True)
+class TrainState:
+    """Everything the loop needs to continue after its last finished epoch, bit for bit on the
+    CPU: weights, optimizer, the batch-order and augmentation generator, the global RNG (dropout),
+    the step of the schedule, and the epochs so far."""
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict
+    generator: torch.Tensor
+    torch_rng: torch.Tensor
+    step: int
+    epochs: list[EpochResult]
+
+
+# Called after each finished (and not pruned) epoch with the state to keep.
+Checkpoint = Callable[[TrainState], None]
+
+
+@dataclass(frozen=True)
 class Normalizer:
     """Turns uint8 batches into normalised float batches on the model's device."""
 
@@ -144,6 +162,20 @@ class _Loop:
         self.epochs_done += 1
         return mean_loss
 
+    def state(self, results: list[EpochResult]) -> TrainState:
+        """The live state (not a copy: the checkpoint writer copies what it keeps)."""
+        return TrainState(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                          generator=self.generator.get_state(), torch_rng=torch.get_rng_state(),
+                          step=self.step, epochs=list(results))
+
+    def restore(self, state: TrainState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.generator.set_state(state.generator)
+        torch.set_rng_state(state.torch_rng)
+        self.step = state.step
+        self.epochs_done = len(state.epochs)
+
 
 def fit(
     model: nn.Module,
@@ -155,11 +187,15 @@ def fit(
     device: torch.device,
     on_epoch: Callable[[EpochResult], None] | None = None,
     validate: bool = True,
+    *,
+    resume: TrainState | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[EpochResult]:
     """Train for ``epochs``; after each, measure val accuracy and call ``on_epoch``.
 
     ``on_epoch`` may raise (optuna.TrialPruned) to stop early. Raises DivergedError on a
-    NaN or infinite loss.
+    NaN or infinite loss. ``resume`` continues from a saved state after its last epoch;
+    ``checkpoint`` is handed the state after every epoch that ``on_epoch`` let pass.
     """
     generator = torch.Generator().manual_seed(seed)
     train = Split(data.train.x.to(device), data.train.y.to(device))
@@ -168,7 +204,10 @@ def fit(
     loop = _Loop(model, optimizer, config, train, normalize, generator,
                  total_steps=max(1, epochs * steps_per_epoch))
     results: list[EpochResult] = []
-    for epoch in range(epochs):
+    if resume is not None:
+        loop.restore(resume)
+        results = list(resume.epochs)
+    for epoch in range(len(results), epochs):
         started = time.perf_counter()
         train_loss = loop.epoch()
         val_accuracy = accuracy(model, data.val, normalize) if validate else math.nan
@@ -176,4 +215,6 @@ def fit(
         results.append(result)
         if on_epoch is not None:
             on_epoch(result)
+        if checkpoint is not None and epoch + 1 < epochs:
+            checkpoint(loop.state(results))
     return results

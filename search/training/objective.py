@@ -21,16 +21,19 @@ from model_space import (
     sample_config,
 )
 from search.data.registry import DataBundle
+from search.optuna_private import reported_steps
 from search.schema import (
     DEVICE,
     EPOCHS_RUN,
     FAIL_REASON,
     N_PARAMS,
+    RESUMED_FROM_EPOCH,
     SECONDS_PER_EPOCH,
     STOPPED_EARLY,
     TRAIN_LOSS,
 )
-from search.training.loop import DivergedError, EpochResult, fit
+from search.training.checkpoints import CheckpointWriter, TrialCheckpoints, origin
+from search.training.loop import DivergedError, EpochResult, TrainState, fit
 
 # Called with (trial, trained model, config, val accuracy) after a trial trains to the end.
 TrainedHook = Callable[[optuna.Trial, nn.Module, TrialConfig, float], None]
@@ -72,17 +75,50 @@ class Objective:
     # Stop a trial (as COMPLETE, not pruned) once val accuracy has not improved for this many
     # epochs; 0 trains every trial to ``epochs`` unless the pruner stops it.
     patience: int = 0
+    # Where each running trial keeps its last finished epoch; None keeps nothing.
+    checkpoints: TrialCheckpoints | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = sample_config(trial, self.space)
-        seed = trial_seed(self.seed, trial.number)
+        first = origin(trial)
+        # A retry is the same trial: the same seed, so a resumed or restarted retry trains
+        # exactly what the first attempt would have.
+        seed = trial_seed(self.seed, first)
         seed_everything(seed)
+        writer = self.checkpoints.writer(first) if self.checkpoints is not None else None
+        try:
+            value = self._train(trial, config, seed, first, writer)
+        except KeyboardInterrupt:
+            if writer is not None:
+                writer.flush()  # Ctrl-C or SIGTERM: every finished epoch stays for the retry
+            raise
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
+        if writer is not None:
+            writer.discard()  # complete, pruned or diverged: nothing will resume it
+        return value
+
+    def _resumed(self, trial: optuna.Trial, config: TrialConfig, first: int) -> TrainState | None:
+        resume = self.checkpoints.load(first, config) if self.checkpoints is not None else None
+        if resume is not None:
+            trial.set_user_attr(RESUMED_FROM_EPOCH, len(resume.epochs))
+        return resume
+
+    def _train(self, trial: optuna.Trial, config: TrialConfig, seed: int, first: int,
+               writer: CheckpointWriter | None) -> float:
         epochs_done: list[EpochResult] = []
         try:
             # Building is inside: a net too wide for the device fails here, at allocation.
             model = self._build(trial, config)
+            resume = self._resumed(trial, config, first)
+            if resume is not None:
+                epochs_done.extend(resume.epochs)  # their values came with the retry
             fit(model, build_optimizer(config, model.parameters()), config, self.data,
-                self.epochs, seed, self.device, self._reporter(trial, epochs_done))
+                self.epochs, seed, self.device, self._reporter(trial, epochs_done),
+                resume=resume,
+                checkpoint=None if writer is None else lambda state: writer.save(state, config))
         except _Stalled:
             trial.set_user_attr(STOPPED_EARLY, True)
         except DivergedError as error:
@@ -112,9 +148,14 @@ class Objective:
                   epochs_done: list[EpochResult]) -> Callable[[EpochResult], None]:
         """Reports each epoch's val accuracy and prunes; keeps the epochs for the user attrs."""
 
+        # A retry inherits its first attempt's values; restarted from epoch 0 (no usable
+        # checkpoint) it trains the same epochs again, with the same seed: report only new ones.
+        inherited = reported_steps(trial)
+
         def on_epoch(result: EpochResult) -> None:
             epochs_done.append(result)
-            trial.report(result.val_accuracy, step=result.epoch + 1)
+            if result.epoch + 1 not in inherited:
+                trial.report(result.val_accuracy, step=result.epoch + 1)
             if trial.should_prune():
                 self._record(trial, epochs_done)
                 raise optuna.TrialPruned(f"val_accuracy {result.val_accuracy:.4f} "

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from search.data.fingerprint import TreePrint, pinned_dataset, tree_print
 from search.data.options import DataError, default_study_name
-from search.data.registry import DataBundle, load_bundle
+from search.data.registry import DataBundle, check_data_paths, load_bundle
 from search.schema import DATA_PRINT_ATTR, FAIL_REASON
 from search.study.gate import target_lock
 from search.study.note import write_study_note
@@ -42,8 +42,10 @@ from search.study.studies import (
     enqueue_baseline,
     load_or_create,
     needs_baseline,
+    requeue_interrupted,
     stored_spec,
 )
+from search.training.checkpoints import TrialCheckpoints, default_dir
 from search.training.device import worker_device
 from search.training.workers import WorkerJob, seed_index, thread_share
 
@@ -63,7 +65,8 @@ def worker_job(run: RunOptions, name: str, url: str, worker: int = 0,
          save_models: str = "best") -> WorkerJob:
     return WorkerJob(study=name, url=url, target=run.trials, worker=worker,
                      device=worker_device(run.device, worker),
-                     threads=thread_share(run.jobs), timeout=run.timeout, save_models=save_models)
+                     threads=thread_share(run.jobs), timeout=run.timeout, save_models=save_models,
+                     checkpoint_dir=run.checkpoint_dir)
 
 
 def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> None:
@@ -94,6 +97,7 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
     lock.acquire()
     try:
         study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+        requeue_interrupted(study)  # before the baseline check: a stopped recipe is resumed
         if spec.baseline and needs_baseline(study.get_trials(deepcopy=False)):
             enqueue_baseline(study, spec.space)
         write_study_note(study, url, spec, data)
@@ -136,7 +140,8 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
 
     ``asked_spec`` holds the spec keys the config file and the flags set.
     """
-    StudySpec.from_flat(asked_spec)  # refuse a bad spec before any storage is touched
+    # A bad spec, or a data path no file can have, is refused before anything is looked up.
+    check_data_paths(StudySpec.from_flat(asked_spec).data)
     name = check_study_name(run.study or default_study_name(str(asked_spec.get("dataset", "digits"))))
     url = run.storage or default_storage(name)
     check_location(url)
@@ -148,6 +153,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     if stored is not None:
         checked_spec(name, stored)
     spec = StudySpec.from_flat(merge_stored(stored, _pinned(asked_spec, stored), name))
+    check_data_paths(spec.data)  # the stored spec's paths too
     # Before the data loads: decoding a changed tree would already replace its cache file.
     fingerprint = tree_print(spec.data.dataset)
     if storage is not None and stored is not None:
@@ -166,4 +172,5 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     if fingerprint is not None and DATA_PRINT_ATTR not in study.user_attrs:
         study.set_user_attr(DATA_PRINT_ATTR, fingerprint.to_dict())
     _announce_orphans(study, storage, name)
+    TrialCheckpoints(default_dir(name, url, run.checkpoint_dir)).clean(study)
     return OpenSearch(storage, study, spec, data, url)

@@ -16,6 +16,7 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 import torch
@@ -33,6 +34,7 @@ from search.study.progress import ProgressCallback
 from search.study.spec import StudySpec
 from search.study.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
 from search.study.studies import load_or_create, stored_spec
+from search.training.checkpoints import TrialCheckpoints, default_dir
 from search.training.device import free_device_memory
 from search.training.objective import Objective
 
@@ -51,7 +53,8 @@ class WorkerJob:
     heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD)  # (interval s, grace s)
     max_retry: int = MAX_RETRY
     poll_s: float = POLL_S
-    save_models: str = "best"  # search.results.artifacts.SAVE_MODES
+    save_models: str = "best"  # search.study.spec.SAVE_MODES
+    checkpoint_dir: str | None = None  # --checkpoint-dir (search.training.checkpoints.default_dir)
 
 
 def thread_share(jobs: int, cores: int | None = None) -> int:
@@ -93,11 +96,12 @@ def work(job: WorkerJob, storage: RDBStorage, study: optuna.Study, objective: Ob
 
 
 def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch.device,
-                    save_models: str) -> Objective:
-    """The objective every process of a study runs, saving models per ``--save-models``."""
+                    save_models: str, checkpoints: Path) -> Objective:
+    """The objective every process of a study runs, saving models per ``--save-models`` and
+    each running trial's last epoch in ``checkpoints``."""
     saver = ModelSaver(artifact_dir(study), data.format, save_models)
     return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver,
-                     patience=spec.patience)
+                     patience=spec.patience, checkpoints=TrialCheckpoints(checkpoints))
 
 
 def run_worker(job: WorkerJob) -> int:
@@ -109,7 +113,8 @@ def run_worker(job: WorkerJob) -> int:
     data = load_bundle(spec.data)
     study = load_or_create(job.study, storage, spec, worker=seed_index(storage, job.worker),
                            parallel=True)
-    objective = build_objective(job.study, spec, data, torch.device(job.device), job.save_models)
+    objective = build_objective(job.study, spec, data, torch.device(job.device), job.save_models,
+                                default_dir(job.study, job.url, job.checkpoint_dir))
     try:
         callback = work(job, storage, study, objective)
     except KeyboardInterrupt:

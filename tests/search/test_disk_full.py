@@ -69,4 +69,5 @@ def test_full_disk_for_the_report_is_one_line_and_leaves_nothing(tmp_path: Path)
     assert outcome.code == 1, outcome.err
     (line,) = outcome.err.splitlines()
     assert "No space left on device" in line and "Traceback" not in outcome.err
-    assert left.read_text().split() == []  # no partial report folder left behind
+    # No partial report folder is left behind; the seeds that finished wait for the next run.
+    assert [name for name in left.read_text().split() if not name.endswith(".seeds")] == []

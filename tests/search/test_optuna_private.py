@@ -97,3 +97,16 @@ def test_artifact_store_protocol_is_where_optuna_keeps_it() -> None:
     from optuna.artifacts._protocol import ArtifactStore
 
     assert callable(getattr(ArtifactStore, "open_reader", None))
+
+
+def test_system_attrs_and_reported_steps_of_a_running_trial() -> None:
+    study = optuna.create_study()
+    # A queued retry, as Optuna's retry callback makes it, carrying its first attempt's values.
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING,
+                                              system_attrs={"failed_trial": 7},
+                                              intermediate_values={1: 0.5}))
+    trial = study.ask()
+    # Rule: a running Trial's system attrs and reported steps are read through its cached copy.
+    assert private.system_attrs(trial)["failed_trial"] == 7
+    assert private.reported_steps(trial) == {1}
+    assert private.system_attrs(study.trials[0])["failed_trial"] == 7

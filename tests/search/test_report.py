@@ -209,7 +209,8 @@ def test_report_or_retrain_stopped_part_way_leaves_the_last_report_whole(
     assert proc.returncode == 130, err
     assert err.strip() == f"python -m {module}: error: interrupted"
     assert _snapshot(out) == before
-    assert sorted(p.name for p in (root / "reports").iterdir()) == [STUDY]
+    # Finished seeds wait beside it (hidden), for the next run to go on from.
+    assert set(p.name for p in (root / "reports").iterdir()) <= {STUDY, f".{STUDY}.seeds"}
 
 
 def _study_with(root: Path, names: tuple[str, ...], pruned_only: bool = False) -> str:
@@ -293,3 +294,32 @@ def test_retrain_full_data_undoes_a_search_subset(options: DataOptions,
     # Rule: the final retrain uses all of train+val even when the search trained on a subset.
     best = BestConfig(data=options, config=CONFIG, epochs=1, seed=0, provenance={})
     assert best.full_data == expected
+
+
+def test_report_stopped_between_seeds_goes_on_with_the_seeds_not_finished(
+        reported: Reported, tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(reported.root, root)
+    seeds = root / "reports" / f".{STUDY}.seeds"
+    args = [sys.executable, "-m", "search.report", "--study", STUDY, "--seeds", "4",
+            "--device", "cpu"]
+    proc = subprocess.Popen(args, cwd=root, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (seeds / "seed-1.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    kept = {p.name: json.loads(p.read_text()) for p in seeds.glob("seed-*.json")}
+    assert {"seed-0.json", "seed-1.json"} <= set(kept)
+    again = subprocess.run(args, cwd=root, text=True, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    metrics = json.loads((root / "reports" / STUDY / "metrics.json").read_text())
+    # Rule: the seeds finished before the stop are not trained again (their rows, timings
+    # included, are the ones kept), the others are, and nothing is left beside the report.
+    assert [row["seed"] for row in metrics["per_seed"]] == [0, 1, 2, 3]
+    assert metrics["per_seed"][0] == kept["seed-0.json"]
+    assert metrics["per_seed"][1] == kept["seed-1.json"]
+    assert not seeds.exists()

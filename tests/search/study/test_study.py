@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from optuna.storages._heartbeat import is_heartbeat_enabled
@@ -10,7 +11,7 @@ from optuna.trial import TrialState
 from search.data.registry import DataBundle
 from search.strategy.samplers import PRUNER_NAMES, PRUNERS, SAMPLER_NAMES, SAMPLERS
 from search.study.spec import StudySpec
-from search.study.storage import HEARTBEAT_INTERVAL, mask_url, open_storage
+from search.study.storage import HEARTBEAT_INTERVAL, create_user_storage, mask_url, open_storage
 from search.study.studies import load_or_create, stored_spec
 from search.training.objective import Objective
 
@@ -55,12 +56,17 @@ def test_load_or_create_stores_the_spec_once(tmp_path: Path) -> None:
     assert again.metric_names == ["val_accuracy"]
 
 
-def test_open_storage_sqlite_uses_wal(tmp_path: Path) -> None:
-    # Rule: the default SQLite storage runs in WAL mode, so readers never block the writer.
-    storage = open_storage(f"sqlite:///{tmp_path / 'w.db'}")
+def _journal_mode(storage: optuna.storages.RDBStorage) -> str:
     with storage.engine.connect() as connection:
-        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert mode == "wal"
+        return connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+
+
+def test_new_sqlite_storage_uses_wal_and_another_file_keeps_its_mode(tmp_path: Path) -> None:
+    # Rule: a SQLite file the search creates runs in WAL mode, so readers never block the
+    # writer; a file it did not create (a plain Optuna study) keeps its own journal mode.
+    assert _journal_mode(create_user_storage(f"sqlite:///{tmp_path / 'new.db'}")) == "wal"
+    optuna.create_study(study_name="theirs", storage=f"sqlite:///{tmp_path / 'theirs.db'}")
+    assert _journal_mode(open_storage(f"sqlite:///{tmp_path / 'theirs.db'}")) == "delete"
 
 
 def test_mask_url_hides_passwords() -> None:

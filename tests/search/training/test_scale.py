@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,17 +19,14 @@ from optuna.trial import TrialState
 from search.schema import FAIL_REASON
 from search.study.counts import count_states
 from search.study.gate import WORKER_ATTR, may_start
-from search.study.spec import StudySpec
 from search.study.storage import open_storage
 from search.study.studies import load_or_create
 from search.training.device import worker_device
-from search.training.workers import WorkerJob, run_jobs, start_workers, thread_share
-from tests.helpers.configs import TINY_SPACE_TOML
+from search.training.workers import run_jobs, start_workers, thread_share
 from tests.helpers.servers import SERVERS, reachable
 from tests.helpers.studies import read_states
+from tests.helpers.workers import jobs_for, new_study, stop_mid_trial, tiny_spec
 
-# Short heartbeat settings for tests: beat every 1 s, fail a trial silent for 3 s.
-FAST_HEARTBEAT = (1, 3)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -41,21 +37,6 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
     if why is not None:
         pytest.skip(f"{request.param} server at {url} is unreachable: {why}")
     yield url
-
-
-def tiny_spec(epochs: int = 1, pruner: str = "sha") -> StudySpec:
-    return StudySpec.from_flat({"epochs": epochs, "pruner": pruner,
-                                "space": tomllib.loads(TINY_SPACE_TOML)["space"]})
-
-
-def new_study(url: str, spec: StudySpec) -> tuple[str, optuna.Study]:
-    name = f"scale-{uuid.uuid4().hex[:12]}"
-    return name, load_or_create(name, open_storage(url, FAST_HEARTBEAT), spec)
-
-
-def jobs_for(name: str, url: str, target: int, n: int) -> list[WorkerJob]:
-    return [WorkerJob(study=name, url=url, target=target, worker=i, heartbeat=FAST_HEARTBEAT,
-                      poll_s=0.2) for i in range(n)]
 
 
 def worker_index(trial: optuna.trial.FrozenTrial) -> int:
@@ -101,25 +82,6 @@ def test_workers_on_a_server_stop_at_exactly_the_target(server: str) -> None:
         optuna.delete_study(study_name=name, storage=server)
 
 
-def _stop_mid_trial(study: optuna.Study, pids: set[int]) -> optuna.trial.FrozenTrial:
-    """SIGSTOP a worker mid-training (params set, an epoch reported); return its trial."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if WORKER_ATTR not in trial.user_attrs or not trial.intermediate_values:
-                continue  # not training yet
-            pid = int(trial.user_attrs[WORKER_ATTR].split(":")[1])
-            if pid not in pids:
-                continue
-            os.kill(pid, signal.SIGSTOP)  # from here its trial can no longer move on
-            now = study._storage.get_trial(trial._trial_id)
-            if now.state == TrialState.RUNNING:
-                return now
-            os.kill(pid, signal.SIGCONT)
-        time.sleep(0.05)
-    raise TimeoutError("no worker was caught mid-trial")
-
-
 def test_killed_worker_trial_fails_and_is_retried_with_same_params() -> None:
     url = SERVERS["postgresql"]
     why = reachable(url)
@@ -128,7 +90,7 @@ def test_killed_worker_trial_fails_and_is_retried_with_same_params() -> None:
     name, study = new_study(url, tiny_spec(epochs=3, pruner="none"))
     processes = start_workers(jobs_for(name, url, 8, 2))
     try:
-        victim = _stop_mid_trial(study, {p.pid for p in processes})
+        victim = stop_mid_trial(study, {p.pid for p in processes})
         os.kill(int(victim.user_attrs[WORKER_ATTR].split(":")[1]), signal.SIGKILL)
         for process in processes:
             process.join(timeout=180)
