@@ -73,6 +73,21 @@ def test_resume_after_epoch_k_is_bit_identical_on_the_cpu(tiny: DataBundle, tmp_
     assert _values(resumed_results) == _values(whole_results)
 
 
+def _stopped_after_two_epochs(data: DataBundle, folder: Path, number: int) -> TrialCheckpoints:
+    """Trial ``number``'s checkpoint after its second epoch, the process then stopped."""
+    checkpoints = TrialCheckpoints(folder)
+    writer = checkpoints.writer(number)
+
+    def stop_after_2(result: EpochResult) -> None:
+        if result.epoch == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        _train(data, 4, on_epoch=stop_after_2, checkpoint=lambda s: writer.save(s, CONFIG))
+    writer.flush()
+    return checkpoints
+
+
 @pytest.mark.parametrize("spoil", [
     lambda p: p.write_bytes(b"not a checkpoint"),
     lambda p: p.write_bytes(p.read_bytes()[:200]),
@@ -80,12 +95,7 @@ def test_resume_after_epoch_k_is_bit_identical_on_the_cpu(tiny: DataBundle, tmp_
 ], ids=["garbage", "truncated", "foreign"])
 def test_bad_checkpoint_restarts_from_epoch_0_with_one_warning(
         tiny: DataBundle, tmp_path: Path, capsys: pytest.CaptureFixture[str], spoil) -> None:
-    checkpoints = TrialCheckpoints(tmp_path)
-    writer = checkpoints.writer(5)
-    with pytest.raises(_Stop):
-        _train(tiny, 4, on_epoch=lambda r: (_ for _ in ()).throw(_Stop) if r.epoch == 1 else None,
-               checkpoint=lambda s: writer.save(s, CONFIG))
-    writer.flush()
+    checkpoints = _stopped_after_two_epochs(tiny, tmp_path, number=5)
     spoil(checkpoints.path(5))
     # Rule: an unusable checkpoint is named in one warning line and the trial starts again.
     assert checkpoints.load(5, CONFIG) is None
@@ -96,12 +106,7 @@ def test_bad_checkpoint_restarts_from_epoch_0_with_one_warning(
 
 def test_checkpoint_of_another_configuration_is_not_resumed(tiny: DataBundle, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    checkpoints = TrialCheckpoints(tmp_path)
-    writer = checkpoints.writer(1)
-    with pytest.raises(_Stop):
-        _train(tiny, 4, on_epoch=lambda r: (_ for _ in ()).throw(_Stop) if r.epoch == 1 else None,
-               checkpoint=lambda s: writer.save(s, CONFIG))
-    writer.flush()
+    checkpoints = _stopped_after_two_epochs(tiny, tmp_path, number=1)
     other = TrialConfig(**{**CONFIG.to_dict(), "widths": (8,)})
     # Rule: a tampered or mismatched checkpoint never loads into another network.
     assert checkpoints.load(1, other) is None
