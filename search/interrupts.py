@@ -20,15 +20,20 @@ _signalled = False
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
-# Where finalizers run: weakref callbacks live in these files; __del__ methods anywhere.
+# Finalizers: __del__ methods anywhere, and the weakref callbacks of the standard library's
+# weak containers and weakref.finalize. Ordinary calls into weakref.py are not finalizers: an
+# interrupt that lands there is raised at once, as anywhere else.
 _FINALIZER_FILES = (weakref.__file__, _weakrefset.__file__)
+_CALLBACKS = ("remove", "_remove", "__call__")
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
     if frame is None:
         return False
     code = frame.f_code
-    return code.co_name == "__del__" or code.co_filename in _FINALIZER_FILES
+    if code.co_name == "__del__":
+        return True
+    return code.co_filename in _FINALIZER_FILES and code.co_name in _CALLBACKS
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

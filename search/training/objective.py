@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable
@@ -90,7 +91,8 @@ class Objective:
             value = self._train(trial, config, seed, first, writer)
         except KeyboardInterrupt:
             if writer is not None:
-                writer.flush()  # Ctrl-C or SIGTERM: every finished epoch stays for the retry
+                with contextlib.suppress(RuntimeError):  # a write that never started
+                    writer.flush()  # Ctrl-C or SIGTERM: every finished epoch stays for the retry
             raise
         except BaseException:
             if writer is not None:
