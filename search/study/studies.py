@@ -60,11 +60,15 @@ def stored_spec(storage: RDBStorage, study: str) -> dict[str, Any] | None:
     return _parse_spec(study, storage.get_study_user_attrs(study_id)[SPEC_ATTR])
 
 
+class NotOursError(UsageError):
+    """A study that cnn-search did not create."""
+
+
 def check_ours(storage: BaseStorage, study: str, study_id: int) -> None:
     """Refuse a study that cnn-search did not create: no stored spec, or another objective."""
     where = f"study {study!r} in {mask_url(getattr(storage, 'url', '')) or 'this storage'}"
     if SPEC_ATTR not in storage.get_study_user_attrs(study_id):
-        raise UsageError(f"{where} was not made by cnn-search (it has no stored spec), and "
+        raise NotOursError(f"{where} was not made by cnn-search (it has no stored spec), and "
                          "cnn-search never writes into another's study; name another --study "
                          "or --storage")
     directions = storage.get_study_directions(study_id)

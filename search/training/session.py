@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -38,6 +39,7 @@ from search.study.storage import (
     storage_exists,
 )
 from search.study.studies import (
+    NotOursError,
     checked_spec,
     enqueue_baseline,
     load_or_create,
@@ -106,6 +108,27 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
     return study
 
 
+def _stored_spec(storage: RDBStorage, name: str) -> dict[str, Any] | None:
+    """The study's stored spec; a study still being created by another run is waited for.
+
+    Machines that start a new study together: one creates it and then writes its spec, under
+    the study's lock. A study found without a spec is looked at again under that lock, where
+    our runs have been (a server's lock, or a SQLite lock file that exists); else it is not ours.
+    """
+    try:
+        return stored_spec(storage, name)
+    except NotOursError:
+        database = storage.engine.url.database
+        if storage.engine.dialect.name == "sqlite" and not Path(f"{database}.lock").exists():
+            raise
+    lock = target_lock(storage, name)
+    lock.acquire()
+    try:
+        return stored_spec(storage, name)
+    finally:
+        lock.release()
+
+
 def _pinned(asked: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
     """The asked spec with a tree's path made absolute, so the study stores where its data is.
 
@@ -149,7 +172,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     # A new SQLite file is created only once the spec and the data have proved usable; an
     # existing one is only read until then.
     storage = open_user_storage(url, must_exist=True) if storage_exists(url) else None
-    stored = stored_spec(storage, name) if storage is not None else None
+    stored = _stored_spec(storage, name) if storage is not None else None
     if stored is not None:
         checked_spec(name, stored)
     spec = StudySpec.from_flat(merge_stored(stored, _pinned(asked_spec, stored), name))
