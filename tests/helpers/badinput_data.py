@@ -22,6 +22,7 @@ from tests.helpers.dataset_files import (
     bomb_png,
     huge_jpeg,
     many_frames_gif,
+    relabel,
     rewrite_gz,
     rewrite_pickle,
     truncate,
@@ -124,13 +125,6 @@ def _magic(content: bytes) -> bytes:
     return struct.pack(">i", 0x0803 + 0x100) + content[4:]  # int8, not unsigned bytes
 
 
-def _labels(change: Callable[[np.ndarray], np.ndarray]) -> Callable[[bytes], bytes]:
-    def rewrite(content: bytes) -> bytes:
-        labels = change(np.frombuffer(content[8:], np.uint8))
-        return struct.pack(">ii", 0x0801, len(labels)) + labels.astype(np.uint8).tobytes()
-    return rewrite
-
-
 def _unpacked_cut_short(raw: Path) -> None:
     """Only the unpacked images file (as torchvision's download leaves it), cut short."""
     packed = raw / "train-images-idx3-ubyte.gz"
@@ -186,10 +180,10 @@ DATA_CASES: list[Case] = [
     Case("data-mnist-fewer-labels-than-images", "run", MNIST,
          "train-labels-idx1-ubyte.gz' holds 59 labels for 60 images",
          mnist(lambda raw: rewrite_gz(raw / "train-labels-idx1-ubyte.gz",
-                                      _labels(lambda y: y[:-1])))),
+                                      relabel(lambda y: y[:-1])))),
     Case("data-mnist-label-out-of-range", "run", MNIST, "t10k-labels-idx1-ubyte.gz' holds label 12",
          mnist(lambda raw: rewrite_gz(raw / "t10k-labels-idx1-ubyte.gz",
-                                      _labels(lambda y: np.where(y == 3, 12, y))))),
+                                      relabel(lambda y: np.where(y == 3, 12, y))))),
     Case("data-mnist-gz-of-noise", "run", MNIST, "train-labels-idx1-ubyte.gz' is not a readable "
          "gzip file", mnist(lambda raw: (raw / "train-labels-idx1-ubyte.gz").write_bytes(
              np.random.default_rng(0).bytes(500)))),

@@ -163,3 +163,11 @@ def rewrite_pickle(path: Path, change: Callable[[dict], object]) -> None:
 def truncate(path: Path, keep: int) -> None:
     """Keep the first ``keep`` bytes of a file: a download or a copy cut short."""
     path.write_bytes(path.read_bytes()[:keep])
+
+
+def relabel(change: Callable[[np.ndarray], np.ndarray]) -> Callable[[bytes], bytes]:
+    """A rewrite of an IDX labels file: ``change`` maps its labels to the new ones."""
+    def rewrite(content: bytes) -> bytes:
+        labels = change(np.frombuffer(content[8:], np.uint8))
+        return struct.pack(">ii", 0x0801, len(labels)) + labels.astype(np.uint8).tobytes()
+    return rewrite

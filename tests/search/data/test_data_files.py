@@ -17,6 +17,7 @@ from search.data.options import DataError, DataOptions
 from search.data.registry import load_bundle
 from tests.helpers.badinput import MARKER, Crafted
 from tests.helpers.dataset_files import (
+    relabel,
     rewrite_gz,
     rewrite_pickle,
     truncate,
@@ -27,13 +28,6 @@ from tests.helpers.dataset_files import (
 
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
-
-
-def _labels(change: Callable[[np.ndarray], np.ndarray]) -> Callable[[bytes], bytes]:
-    def rewrite(content: bytes) -> bytes:
-        labels = change(np.frombuffer(content[8:], np.uint8))
-        return struct.pack(">ii", 0x0801, len(labels)) + labels.astype(np.uint8).tobytes()
-    return rewrite
 
 
 def _only_unpacked_cut_short(raw: Path) -> None:
@@ -59,12 +53,12 @@ IDX_SPOILED: dict[str, tuple[Callable[[Path], object], str, str]] = {
     "no-images": (lambda raw: rewrite_gz(raw / TRAIN_IMAGES,
                                          lambda c: struct.pack(">iiii", 0x0803, 0, 28, 28)),
                   TRAIN_IMAGES, "which says 0x28x28"),
-    "fewer-labels": (lambda raw: rewrite_gz(raw / TRAIN_LABELS, _labels(lambda y: y[:-3])),
+    "fewer-labels": (lambda raw: rewrite_gz(raw / TRAIN_LABELS, relabel(lambda y: y[:-3])),
                      TRAIN_LABELS, "holds 57 labels for 60 images"),
-    "more-labels": (lambda raw: rewrite_gz(raw / TEST_LABELS, _labels(lambda y: np.r_[y, y])),
+    "more-labels": (lambda raw: rewrite_gz(raw / TEST_LABELS, relabel(lambda y: np.r_[y, y])),
                     TEST_LABELS, "holds 40 labels for 20 images"),
     "label-out-of-range": (lambda raw: rewrite_gz(raw / TEST_LABELS,
-                                                  _labels(lambda y: np.where(y == 4, 200, y))),
+                                                  relabel(lambda y: np.where(y == 4, 200, y))),
                            TEST_LABELS, "holds label 200, outside the 10 classes"),
     "unpacked-cut-short": (_only_unpacked_cut_short, TRAIN_IMAGES.removesuffix(".gz"),
                            "truncated or damaged"),
