@@ -124,10 +124,16 @@ def target_lock(storage: RDBStorage, study: str) -> TargetLock:
     dialect = storage.engine.dialect.name
     if dialect in ("postgresql", "mysql", "mariadb"):
         return ServerLock(storage, study)
+    path = lock_file(storage)
+    return FileLock(path) if path is not None else NoLock()
+
+
+def lock_file(storage: RDBStorage) -> Path | None:
+    """The side file a SQLite study's lock is taken on (``<db>.lock``); None for others."""
     database = storage.engine.url.database
-    if dialect == "sqlite" and database and database != ":memory:":
-        return FileLock(Path(f"{database}.lock"))
-    return NoLock()
+    if storage.engine.dialect.name == "sqlite" and database and database != ":memory:":
+        return Path(f"{database}.lock")
+    return None
 
 
 def reserved_counts(study: optuna.Study) -> Counter[TrialState]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -17,7 +16,7 @@ from search.data.fingerprint import TreePrint, pinned_dataset, tree_print
 from search.data.options import DataError, default_study_name
 from search.data.registry import DataBundle, check_data_paths, load_bundle
 from search.schema import DATA_PRINT_ATTR, FAIL_REASON
-from search.study.gate import target_lock
+from search.study.gate import lock_file, target_lock
 from search.study.note import write_study_note
 from search.study.orphans import fail_orphans, is_local_sqlite
 from search.study.spec import (
@@ -118,8 +117,8 @@ def _stored_spec(storage: RDBStorage, name: str) -> dict[str, Any] | None:
     try:
         return stored_spec(storage, name)
     except NotOursError:
-        database = storage.engine.url.database
-        if storage.engine.dialect.name == "sqlite" and not Path(f"{database}.lock").exists():
+        path = lock_file(storage)
+        if path is not None and not path.exists():
             raise
     lock = target_lock(storage, name)
     lock.acquire()
