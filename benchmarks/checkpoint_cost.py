@@ -1,12 +1,13 @@
-"""What trial checkpoints cost: the same trials trained with checkpointing on and off, side by
-side in one run (alternating which goes first), on digits (the default search's space and 8
+"""What trial checkpoints cost: the same trials trained with checkpointing off, written every
+epoch, and written at most every SAVE_EVERY_SECONDS (the default), side by side in one run
+(rotating which goes first), on digits (the default search's space and 8
 epochs) and on a CIFAR-shaped task (3x32x32 colour shapes, widths up to 128: the largest
 checkpoints a small-CNN search writes).
 
 Each trial runs through the real objective (search.training.objective.Objective) in its own
 in-memory study, with parameters drawn once by random search and enqueued for both runs.
 
-    python benchmarks/checkpoint_cost.py [--trials 8] [--shapes-images 5000]
+    python benchmarks/checkpoint_cost.py [--trials 24] [--shapes-trials 10] [--shapes-images 3000]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from model_space import SearchSpace
 from search.data.options import DataOptions
 from search.data.registry import DataBundle, Split, channel_stats, load_bundle
+from search.study.spec import SAVE_EVERY_SECONDS
 from search.training.checkpoints import TrialCheckpoints
 from search.training.objective import Objective
 
@@ -56,35 +58,49 @@ def timed(params: dict, data: DataBundle, space: SearchSpace, epochs: int,
     return time.perf_counter() - started
 
 
-def measure(name: str, data: DataBundle, space: SearchSpace, epochs: int, trials: int) -> str:
-    on, off = [], []
+def measure(name: str, data: DataBundle, space: SearchSpace, epochs: int, trials: int,
+            every: dict[str, float]) -> list[str]:
+    """Rows for ``every`` (label -> --checkpoint-every seconds) against checkpointing off."""
+    times: dict[str, list[float]] = {"off": [], **{label: [] for label in every}}
     with tempfile.TemporaryDirectory() as folder:
-        checkpoints = TrialCheckpoints(Path(folder))
+        stores = {"off": None, **{label: TrialCheckpoints(Path(folder), seconds)
+                                  for label, seconds in every.items()}}
+        labels = list(stores)
         for i, params in enumerate(draws(space, trials, data)):
-            runs = [(on, checkpoints), (off, None)]
-            for times, store in (runs if i % 2 == 0 else runs[::-1]):
-                times.append(timed(params, data, space, epochs, store))
-            print(f"{name} trial {i}: on {on[-1]:.2f} s, off {off[-1]:.2f} s", flush=True)
-    ratio = sum(on) / sum(off)
-    per_trial = statistics.median(a / b for a, b in zip(on, off, strict=True))
-    return (f"| {name} | {trials} | {epochs} | {sum(off):.1f} | {sum(on):.1f} | "
-            f"{100 * (ratio - 1):+.1f}% | {100 * (per_trial - 1):+.1f}% |")
+            # Each trial rotates which variant goes first: the machine warms and cools.
+            for label in labels[i % len(labels):] + labels[:i % len(labels)]:
+                times[label].append(timed(params, data, space, epochs, stores[label]))
+            print(f"{name} trial {i}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                  flush=True)
+    off = times["off"]
+    rows = []
+    for label in every:
+        on = times[label]
+        ratio = sum(on) / sum(off)
+        per_trial = statistics.median(a / b for a, b in zip(on, off, strict=True))
+        rows.append(f"| {name} | {label} | {trials} | {epochs} | {sum(off):.1f} | {sum(on):.1f} | "
+                    f"{100 * (ratio - 1):+.1f}% | {100 * (per_trial - 1):+.1f}% |")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--shapes-images", type=int, default=5000)
+    parser.add_argument("--trials", type=int, default=24, help="digits trials")
+    parser.add_argument("--shapes-trials", type=int, default=10)
+    parser.add_argument("--shapes-images", type=int, default=3000)
     args = parser.parse_args()
+    default = f"every {SAVE_EVERY_SECONDS:g} s (default)"
     rows = [
-        measure("digits", load_bundle(DataOptions()), SearchSpace(), 8, args.trials),
-        measure("shapes 3x32x32", shapes_bundle(args.shapes_images, args.shapes_images // 4),
-                SearchSpace(depth=(1, 3), widths=(32, 64, 128), augment=(True,)), 4,
-                args.trials),
+        *measure("digits", load_bundle(DataOptions()), SearchSpace(), 8, args.trials,
+                 {"every epoch": 0.0, default: SAVE_EVERY_SECONDS}),
+        # Its epochs last seconds: the default writes every epoch here, as "every epoch" would.
+        *measure("shapes 3x32x32", shapes_bundle(args.shapes_images, args.shapes_images // 4),
+                 SearchSpace(depth=(1, 3), widths=(32, 64, 128), augment=(True,)), 4,
+                 args.shapes_trials, {default: SAVE_EVERY_SECONDS}),
     ]
-    print("\n| task | trials | epochs | seconds, off | seconds, on | cost, total | cost, median "
-          "trial |\n| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| task | checkpoints written | trials | epochs | seconds, off | seconds, on | "
+          "cost, total | cost, median trial |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 
 

@@ -72,6 +72,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number but got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 but got {text!r}")
+    return value
+
+
 _VALUE_NONE = re.compile(r"^Trial \d+ failed with value None\.$")
 
 

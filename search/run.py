@@ -19,7 +19,8 @@ PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
 SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "baseline", "data_dir",
               "image_size", "train_subset")
-RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs", "checkpoint_dir")
+RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs", "checkpoint_dir",
+             "checkpoint_every")
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -54,6 +55,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", help="where running trials keep their last epoch, to "
                    "resume after a kill or preemption (default: checkpoints/ beside a SQLite "
                    "study; a shared folder for workers on several machines)")
+    p.add_argument("--checkpoint-every", type=cli.non_negative_float, metavar="SECONDS",
+                   help="write a running trial's last epoch at most this often; kill -9 loses at "
+                        "most this much training (default 2; 0: every epoch). Ctrl-C and SIGTERM "
+                        "lose no finished epoch either way")
     p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save-models", choices=SAVE_MODES, default="best",
@@ -97,7 +102,7 @@ def run_search(args: argparse.Namespace) -> int:
     if run.jobs > 1:
         return _run_jobs(study, run, url, args.save_models, show=not args.quiet, prog=args.prog)
     objective = build_objective(name, opened.spec, opened.data, device, args.save_models,
-                                default_dir(name, url, run.checkpoint_dir))
+                                default_dir(name, url, run.checkpoint_dir), run.checkpoint_every)
     started = time.perf_counter()
     try:
         callback = work(worker_job(run, name, url, save_models=args.save_models), opened.storage,

@@ -122,6 +122,12 @@ SPEC_KEYS = (
 )
 
 
+# Writing every epoch of a trial whose epochs last a fraction of a second (digits) cost 4-7% of
+# its training; a write at most every 2 s cost 0.1% (docs/benchmarks/resume.md), and bounds what
+# kill -9 loses to 2 s of training (or one epoch, where epochs are longer).
+SAVE_EVERY_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How one run goes; may change from run to run of the same study."""
@@ -142,10 +148,19 @@ class RunOptions:
     # beside a SQLite file, else studies/checkpoints/. Workers on several machines need a
     # folder they all reach (a shared file system) to resume each other's trials.
     checkpoint_dir: str | None = None
+    # A running trial's state goes to disk at most this often (and always at Ctrl-C / SIGTERM):
+    # kill -9 loses at most this many seconds of training, or one epoch where epochs are longer.
+    # 0 writes every epoch.
+    checkpoint_every: float = SAVE_EVERY_SECONDS
 
     def __post_init__(self) -> None:
         _whole("trials", self.trials, 1)
         _whole("jobs", self.jobs, 1)
+        if (isinstance(self.checkpoint_every, bool)
+                or not isinstance(self.checkpoint_every, int | float)
+                or not 0 <= self.checkpoint_every < float("inf")):
+            raise SpecError("checkpoint_every must be a number of seconds >= 0 but got "
+                            f"{self.checkpoint_every!r}")
         if self.checkpoint_dir is not None and (not isinstance(self.checkpoint_dir, str)
                                                 or not self.checkpoint_dir):
             raise SpecError(f"checkpoint_dir must be a non-empty path but got {self.checkpoint_dir!r}")

@@ -3,22 +3,25 @@ retry after kill -9, a preemption or Ctrl-C continues at the next epoch instead 
 
 One file per running trial, ``<dir>/trial-<N>.pt`` where N is the trial's first number (a retry
 keeps it in its ``failed_trial`` system attr): model, optimizer, the batch-order generator, the
-global RNG, the step of the schedule and the epochs so far. Written after each epoch by a
-background thread (the copy of the state is taken at the epoch's end; the disk write overlaps
-the next epoch), atomically (a temporary file, then a rename), and read with
-``weights_only=True``. A file that is missing, damaged, foreign or of another configuration
-restarts the trial from epoch 0 with a one-line warning; the study goes on.
+global RNG, the step of the schedule and the epochs so far. The state is copied at every epoch's
+end (about a millisecond); the copy goes to disk in a background thread, atomically (a
+temporary file, then a rename), once at least ``SAVE_EVERY_SECONDS`` have passed since the last
+write, and always when the trial is interrupted (Ctrl-C, SIGTERM), so an interrupt loses no
+finished epoch and kill -9 loses at most one epoch or ``SAVE_EVERY_SECONDS`` of training,
+whichever is more. Read with ``weights_only=True``. A file that is missing, damaged, foreign or
+of another configuration restarts the trial from epoch 0 with a one-line warning; the study
+goes on.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import io
 import os
 import pickle
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ from optuna.trial import TrialState
 
 from model_space import TrialConfig
 from search.optuna_private import system_attrs
+from search.study.spec import SAVE_EVERY_SECONDS
 from search.study.storage import sqlite_path
 from search.training.loop import EpochResult, TrainState
 
@@ -58,12 +62,13 @@ class TrialCheckpoints:
     """The checkpoints of one study's trials, in ``directory``."""
 
     directory: Path
+    save_every: float = SAVE_EVERY_SECONDS
 
     def path(self, number: int) -> Path:
         return self.directory / f"{PREFIX}{number}.pt"
 
     def writer(self, number: int) -> CheckpointWriter:
-        return CheckpointWriter(self.path(number))
+        return CheckpointWriter(self.path(number), self.save_every)
 
     def load(self, number: int, config: TrialConfig) -> TrainState | None:
         """The saved state of trial ``number``, or None (none saved, or unusable: warned)."""
@@ -95,31 +100,49 @@ class TrialCheckpoints:
 
 
 class CheckpointWriter:
-    """Saves a trial's state after each epoch; one write in flight at a time, in a thread."""
+    """Keeps a trial's last finished epoch: copied each epoch, written to disk at most every
+    ``save_every`` seconds (one write in flight at a time, in a thread) and at an interrupt."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, save_every: float = SAVE_EVERY_SECONDS) -> None:
         self.path = path
+        self.save_every = save_every
         self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._pending: dict[str, Any] | None = None
+        # The first write waits save_every seconds too: a trial shorter than that writes nothing.
+        self._last_write = time.monotonic()
 
     def save(self, state: TrainState, config: TrialConfig) -> None:
-        """Copy the state now (training goes on changing it) and write it in the background."""
-        self.flush()
-        payload = _payload(state, config)
+        """Copy the state now (training goes on changing it); write it if it is time to."""
+        self._pending = _payload(state, config)
+        if time.monotonic() - self._last_write >= self.save_every:
+            self._start_write()
+
+    def flush(self) -> None:
+        """Write what is not on disk yet and wait for it (Ctrl-C, SIGTERM: no finished epoch is
+        lost)."""
+        self._start_write()
+        self._join()
+
+    def discard(self) -> None:
+        """The trial ended for its own reasons: nothing will resume it."""
+        self._pending = None
+        self._join()
+        self.path.unlink(missing_ok=True)
+
+    def _start_write(self) -> None:
+        self._join()
+        payload, self._pending = self._pending, None
+        if payload is None:
+            return
+        self._last_write = time.monotonic()
         self._thread = threading.Thread(target=self._write, args=(payload,), daemon=True,
                                         name=f"checkpoint-{self.path.stem}")
         self._thread.start()
 
-    def flush(self) -> None:
-        """Wait for the write in flight (before the process ends, so no finished epoch is lost)."""
+    def _join(self) -> None:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-
-    def discard(self) -> None:
-        """The trial ended for its own reasons: nothing will resume it."""
-        self.flush()
-        self.path.unlink(missing_ok=True)
 
     def _write(self, payload: dict[str, Any]) -> None:
         try:
@@ -134,12 +157,11 @@ class CheckpointWriter:
 
 
 def _payload(state: TrainState, config: TrialConfig) -> dict[str, Any]:
-    cpu = {k: v.detach().to("cpu", copy=True) for k, v in state.model.items()}
     return {
         "format": FORMAT,
         "config": config.to_dict(),
-        "model": cpu,
-        "optimizer": _to_cpu(copy.deepcopy(state.optimizer)),
+        "model": _copy(state.model),
+        "optimizer": _copy(state.optimizer),
         "generator": state.generator.clone(),
         "torch_rng": state.torch_rng.clone(),
         "step": state.step,
@@ -147,13 +169,16 @@ def _payload(state: TrainState, config: TrialConfig) -> dict[str, Any]:
     }
 
 
-def _to_cpu(value: Any) -> Any:
+def _copy(value: Any) -> Any:
+    """A CPU copy of nested dicts and lists of tensors; other leaves (numbers, strings, None)
+    are immutable and shared. A quarter of copy.deepcopy's time on an optimizer's state, which
+    counts on trials whose epochs last milliseconds."""
     if isinstance(value, torch.Tensor):
-        return value.to("cpu")
+        return value.detach().to("cpu", copy=True)
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_cpu(v) for v in value]
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_copy(v) for v in value)
     return value
 
 

@@ -31,7 +31,7 @@ from search.results.model_saver import ModelSaver, save_failure
 from search.study.counts import count_states, finished
 from search.study.gate import POLL_S, optimize_to_target, target_lock
 from search.study.progress import ProgressCallback
-from search.study.spec import StudySpec
+from search.study.spec import SAVE_EVERY_SECONDS, StudySpec
 from search.study.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
 from search.study.studies import load_or_create, stored_spec
 from search.training.checkpoints import TrialCheckpoints, default_dir
@@ -55,6 +55,7 @@ class WorkerJob:
     poll_s: float = POLL_S
     save_models: str = "best"  # search.study.spec.SAVE_MODES
     checkpoint_dir: str | None = None  # --checkpoint-dir (search.training.checkpoints.default_dir)
+    checkpoint_every: float = SAVE_EVERY_SECONDS  # --checkpoint-every
 
 
 def thread_share(jobs: int, cores: int | None = None) -> int:
@@ -96,12 +97,13 @@ def work(job: WorkerJob, storage: RDBStorage, study: optuna.Study, objective: Ob
 
 
 def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch.device,
-                    save_models: str, checkpoints: Path) -> Objective:
+                    save_models: str, checkpoints: Path,
+                    checkpoint_every: float = SAVE_EVERY_SECONDS) -> Objective:
     """The objective every process of a study runs, saving models per ``--save-models`` and
-    each running trial's last epoch in ``checkpoints``."""
+    each running trial's last epoch in ``checkpoints`` (at most every ``checkpoint_every`` s)."""
     saver = ModelSaver(artifact_dir(study), data.format, save_models)
     return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver,
-                     patience=spec.patience, checkpoints=TrialCheckpoints(checkpoints))
+                     patience=spec.patience, checkpoints=TrialCheckpoints(checkpoints, checkpoint_every))
 
 
 def run_worker(job: WorkerJob) -> int:
@@ -114,7 +116,8 @@ def run_worker(job: WorkerJob) -> int:
     study = load_or_create(job.study, storage, spec, worker=seed_index(storage, job.worker),
                            parallel=True)
     objective = build_objective(job.study, spec, data, torch.device(job.device), job.save_models,
-                                default_dir(job.study, job.url, job.checkpoint_dir))
+                                default_dir(job.study, job.url, job.checkpoint_dir),
+                                job.checkpoint_every)
     try:
         callback = work(job, storage, study, objective)
     except KeyboardInterrupt:

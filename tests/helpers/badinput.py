@@ -131,6 +131,8 @@ CASES = [
     Case("run-unknown-device", "run", ("--device", "tpu"), "'tpu'"),
     Case("run-mistyped-flag", "run", ("--trails", "50"), "--trails 50 (did you mean --trials?)"),
     Case("run-study-name-climbs", "run", ("--study", "../escape"), "'../escape'"),
+    Case("run-negative-checkpoint-every", "run", ("--checkpoint-every", "-1"), "'-1'"),
+    Case("run-checkpoint-every-nan", "run", ("--checkpoint-every", "nan"), "'nan'"),
     Case("run-study-name-has-slash", "run", ("--study", "a/b"), "'a/b'"),
     # search.run: data
     Case("run-unknown-dataset", "run", ("--dataset", "imagenet"), "'imagenet'"),
@@ -155,6 +157,8 @@ CASES = [
          "integer >= 1 but got -5", spec("trials = -5\n")),
     Case("run-negative-patience-in-spec", "run", ("--config", "spec.toml"), "patience must be an "
          "integer >= 0 but got -2", spec("patience = -2\n")),
+    Case("run-checkpoint-every-text-in-spec", "run", ("--config", "spec.toml"), "checkpoint_every "
+         "must be a number of seconds >= 0 but got 'often'", spec('checkpoint_every = "often"\n')),
     Case("run-baseline-not-a-bool-in-spec", "run", ("--config", "spec.toml"), "baseline must be "
          "true or false but got 'yes'", spec('baseline = "yes"\n')),
     Case("run-contradicts-stored-spec", "run", ("--epochs", "3"), "epochs=1, not 3", study),
