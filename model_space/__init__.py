@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from model_space._baseline import baseline_config, baseline_params
 from model_space._config import TrialConfig
 from model_space._sample import sample_config
-from model_space._space import OPTIMIZERS, SCHEDULES, SearchSpace, SpaceError
+from model_space._space import OPTIMIZERS, PHOTO_SPACE, SCHEDULES, SearchSpace, SpaceError
 
 if TYPE_CHECKING:
     from model_space._model import build_model, count_parameters
@@ -29,6 +29,7 @@ _WITH_TORCH = {
 __all__ = [
     "OPTIMIZERS",
     "OPTIMIZER_FACTORIES",
+    "PHOTO_SPACE",
     "SCHEDULES",
     "SearchSpace",
     "SpaceError",

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from model_space._space import OPTIMIZERS, SCHEDULES
+from model_space._space import MAX_CONVS, OPTIMIZERS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,16 @@ class TrialConfig:
     beta1: float | None = None
     # Random crop with padding and horizontal flip on training batches.
     augment: bool = False
+    # Conv layers per block.
+    convs: int = 1
+    # A residual connection around each block's convs after its first.
+    residual: bool = False
+    # Cross-entropy label smoothing.
+    label_smoothing: float = 0.0
+    # Cutout square's side as a fraction of the image side (augmented training only); 0: none.
+    cutout: float = 0.0
+    # Evaluate on each image and its mirror image, logits averaged.
+    tta_flip: bool = False
 
     def __post_init__(self) -> None:
         # A config comes from a file a user can edit (best_config.json, a checkpoint): every
@@ -47,6 +57,11 @@ class TrialConfig:
                              f"but got {list(self.widths)}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        if not _whole(self.convs) or not 1 <= self.convs <= MAX_CONVS:
+            raise ValueError(f"convs must be a whole number in [1, {MAX_CONVS}] but got "
+                             f"{self.convs!r}")
+        _number("label_smoothing", self.label_smoothing, low=0.0, high=1.0)
+        _number("cutout", self.cutout, low=0.0, high=1.0)
         _number("lr", self.lr, low=0.0, low_open=True)
         _number("weight_decay", self.weight_decay, low=0.0)
         _number("dropout", self.dropout, low=0.0, high=1.0)
@@ -57,8 +72,9 @@ class TrialConfig:
                 _number(key, getattr(self, key), low=0.0, high=1.0)
         if self.nesterov is not None and not isinstance(self.nesterov, bool):
             raise ValueError(f"nesterov must be true, false or null but got {self.nesterov!r}")
-        if not isinstance(self.augment, bool):
-            raise ValueError(f"augment must be true or false but got {self.augment!r}")
+        for key in ("augment", "residual", "tta_flip"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"{key} must be true or false but got {getattr(self, key)!r}")
 
     @property
     def depth(self) -> int:

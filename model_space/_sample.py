@@ -46,7 +46,9 @@ def sample_config(trial: optuna.Trial, space: SearchSpace) -> TrialConfig:
     Works with a live ``optuna.Trial`` and with ``optuna.trial.FixedTrial``.
     """
     widths = _widths(trial, space)
+    convs = _choice(trial, "convs", space.convs)
     optimizer = _choice(trial, "optimizer", space.optimizers)
+    augment = _choice(trial, "augment", space.augment)
     return TrialConfig(
         widths=widths,
         optimizer=optimizer,
@@ -55,6 +57,16 @@ def sample_config(trial: optuna.Trial, space: SearchSpace) -> TrialConfig:
         dropout=_float(trial, "dropout", space.dropout),
         batch_size=_choice(trial, "batch_size", space.batch_sizes),
         schedule=_choice(trial, "schedule", space.schedules),
-        augment=_choice(trial, "augment", space.augment),
+        augment=augment,
+        convs=convs,
+        residual=convs > 1 and _choice(trial, "residual", space.residual),
+        label_smoothing=_float(trial, "label_smoothing", space.label_smoothing),
+        # Mirror images at test time suit only data that training mirrors too.
+        **_augment_params(trial, space) if augment else {},
         **_optimizer_params(trial, space, optimizer),
     )
+
+
+def _augment_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    return {"cutout": _choice(trial, "cutout", space.cutout),
+            "tta_flip": _choice(trial, "tta_flip", space.tta_flip)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model_space import SearchSpace, SpaceError
+from model_space import PHOTO_SPACE, SearchSpace, SpaceError
 from search.data.options import DataOptions, augment_default
 from search.errors import InputError
 from search.strategy.samplers import PRUNER_NAMES, SAMPLER_NAMES
@@ -195,15 +195,20 @@ def read_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, run
 
 
-def default_augment(spec: StudySpec, asked: dict[str, Any], stored: dict[str, Any] | None,
-                    input_shape: tuple[int, int, int]) -> StudySpec:
-    """A new study that does not set space.augment gets crop + flip when the data suits it.
+def default_space(spec: StudySpec, asked: dict[str, Any], stored: dict[str, Any] | None,
+                  input_shape: tuple[int, int, int]) -> StudySpec:
+    """A new study's space fields that its spec does not set, chosen for its data: on colour
+    photos of 32 px or more, model_space.PHOTO_SPACE (crops and flips included); elsewhere the
+    small default space, without augmentation.
 
     The choice is written into the spec, so the stored study says what it searched.
     """
-    if stored is not None or "augment" in asked.get("space", {}):
+    if stored is not None:
         return spec
-    space = dataclasses.replace(spec.space, augment=(augment_default(input_shape),))
+    given = asked.get("space", {})
+    photos = augment_default(input_shape)
+    chosen = PHOTO_SPACE if photos else {"augment": (False,)}
+    space = dataclasses.replace(spec.space, **{k: v for k, v in chosen.items() if k not in given})
     return dataclasses.replace(spec, space=space)
 
 

@@ -19,6 +19,10 @@ from search.data.registry import DataBundle, Split
 # Whether to augment at all is the data's call (search.data.registry.augment_default) or the spec's.
 AUGMENT_PAD_FRACTION = 1 / 8
 EVAL_BATCH = 2048
+# One-cycle schedule: from peak/25 up to the peak over the first 30% of steps, then a cosine
+# down to 0 (torch's OneCycleLR defaults, without its momentum cycling).
+ONECYCLE_WARMUP = 0.3
+ONECYCLE_START = 1 / 25
 
 
 class DivergedError(RuntimeError):
@@ -69,12 +73,18 @@ class Normalizer:
         return (x.float() - self.mean) * self.scale
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crop after zero padding, and horizontal flip, per example, on a whole float batch.
+def augment_batch(x: torch.Tensor, generator: torch.Generator, cutout: float = 0.0) -> torch.Tensor:
+    """Random crop after zero padding, and horizontal flip, per example, on a whole float batch;
+    then, if ``cutout`` > 0, a square of that fraction of the side zeroed at a random place.
 
     Two gathers with per-example row and column indices (flipped columns for flipped
     examples): about 1 ms for 128 3x32x32 images on one CPU thread, no Python loop.
     """
+    x = _crop_flip(x, generator)
+    return _cutout(x, generator, cutout) if cutout > 0 else x
+
+
+def _crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     n, c, h, w = x.shape
     pad = max(1, round(min(h, w) * AUGMENT_PAD_FRACTION))
     padded = nn.functional.pad(x, (pad,) * 4)
@@ -85,6 +95,19 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     cols = torch.where(flip, cols.flip(1), cols)
     out = padded.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w + 2 * pad))
     return out.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
+
+
+def _cutout(x: torch.Tensor, generator: torch.Generator, fraction: float) -> torch.Tensor:
+    """Zero (the mean, after normalising) a square per example, centred anywhere in the image,
+    so it may be cut by the border (DeVries & Taylor, 2017)."""
+    n, _, h, w = x.shape
+    side = max(1, round(min(h, w) * fraction))
+    cy = torch.randint(0, h, (n, 1), generator=generator).to(x.device)
+    cx = torch.randint(0, w, (n, 1), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device) - cy + side // 2  # (n, h)
+    cols = torch.arange(w, device=x.device) - cx + side // 2  # (n, w)
+    inside = ((rows >= 0) & (rows < side)).view(n, 1, h, 1) & ((cols >= 0) & (cols < side)).view(n, 1, 1, w)
+    return x.masked_fill(inside, 0.0)
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -116,6 +139,16 @@ def _cosine(base_lr: float, step: int, total: int) -> float:
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / total))
 
 
+def _onecycle(base_lr: float, step: int, total: int) -> float:
+    warm = max(1, round(total * ONECYCLE_WARMUP))
+    if step < warm:
+        return base_lr * (ONECYCLE_START + (1.0 - ONECYCLE_START) * step / warm)
+    return _cosine(base_lr, step - warm, max(1, total - warm))
+
+
+_SCHEDULES = {"cosine": _cosine, "onecycle": _onecycle}
+
+
 @dataclass
 class _Loop:
     model: nn.Module
@@ -129,9 +162,10 @@ class _Loop:
     epochs_done: int = 0
 
     def _set_lr(self) -> None:
-        if self.config.schedule != "cosine":
+        schedule = _SCHEDULES.get(self.config.schedule)
+        if schedule is None:  # constant
             return
-        lr = _cosine(self.config.lr, self.step, self.total_steps)
+        lr = schedule(self.config.lr, self.step, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
@@ -145,10 +179,11 @@ class _Loop:
             index = order[start:start + self.config.batch_size]
             x = self.normalize(self.train.x[index])
             if self.config.augment:
-                x = augment_batch(x, self.generator)
+                x = augment_batch(x, self.generator, self.config.cutout)
             self._set_lr()
             with autocast(x.device):
-                loss = nn.functional.cross_entropy(self.model(x), self.train.y[index])
+                loss = nn.functional.cross_entropy(self.model(x), self.train.y[index],
+                                                   label_smoothing=self.config.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

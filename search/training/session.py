@@ -22,10 +22,10 @@ from search.study.orphans import fail_orphans, is_local_sqlite
 from search.study.spec import (
     RunOptions,
     StudySpec,
-    default_augment,
     default_baseline,
     default_epochs,
     default_pruner,
+    default_space,
     merge_stored,
 )
 from search.study.storage import (
@@ -181,7 +181,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     if storage is not None and stored is not None:
         check_same_tree(storage, name, spec.data.dataset, fingerprint)
     data = load_bundle(dataclasses.replace(spec.data, download=download))
-    spec = default_augment(spec, asked_spec, stored, data.input_shape)
+    spec = default_space(spec, asked_spec, stored, data.input_shape)
     sized = default_epochs(spec, asked_spec, stored, len(data.train.y))
     if sized.epochs != spec.epochs and not quiet:
         print(f"{len(data.train.y)} training images: up to {sized.epochs} epochs per trial, not "

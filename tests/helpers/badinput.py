@@ -369,6 +369,16 @@ CASES += [
          edited_config("model", batch_size=0)),
     Case("retrain-config-unknown-schedule", "retrain", (BEST,), "unknown schedule 'cyclic'",
          edited_config("model", schedule="cyclic")),
+    Case("retrain-config-convs-zero", "retrain", (BEST,), "convs must be a whole number in [1, 4]"
+         " but got 0", edited_config("model", convs=0)),
+    Case("retrain-config-label-smoothing-above-one", "retrain", (BEST,), "label_smoothing must "
+         "be a finite number >= 0 and < 1 but got 1.5", edited_config("model", label_smoothing=1.5)),
+    Case("retrain-config-cutout-negative", "retrain", (BEST,), "cutout must be a finite number",
+         edited_config("model", cutout=-0.1)),
+    Case("retrain-config-residual-text", "retrain", (BEST,), "residual must be true or false but "
+         "got 'yes'", edited_config("model", residual="yes")),
+    Case("retrain-config-tta-flip-number", "retrain", (BEST,), "tta_flip must be true or false "
+         "but got 1", edited_config("model", tta_flip=1)),
     Case("retrain-config-unknown-model-key", "retrain", (BEST,), "'activation'",
          edited_config("model", activation="gelu")),
     Case("retrain-config-epochs-zero", "retrain", (BEST,), "epochs must be an integer >= 1 but got 0",

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 
-from model_space import SearchSpace, TrialConfig, baseline_config, baseline_params, sample_config
+from model_space import (
+    PHOTO_SPACE,
+    SearchSpace,
+    TrialConfig,
+    baseline_config,
+    baseline_params,
+    sample_config,
+)
 
 SPACES = {
     "default": SearchSpace(),
@@ -15,6 +24,10 @@ SPACES = {
                                  sgd_nesterov=(False,), batch_sizes=(256, 512)),
     "fixed": SearchSpace(depth=(2, 2), widths=(16,), optimizers=("sgd",), lr=(0.01, 0.01),
                          batch_sizes=(32,), augment=(True, False)),
+    "photo": dataclasses.replace(SearchSpace(), **PHOTO_SPACE),
+    "photo, narrow": dataclasses.replace(SearchSpace(), **{
+        **PHOTO_SPACE, "widths": (64, 256), "convs": (1, 3), "lr": (1e-3, 0.1),
+        "label_smoothing": (0.0, 0.05), "cutout": (0.25, 0.5), "augment": (False, True)}),
 }
 
 
@@ -52,3 +65,17 @@ def test_baseline_fits_the_recipe_into_the_space() -> None:
     assert baseline_config(SPACES["shapes"]).widths == (8, 16, 32)
     assert baseline_config(SPACES["shapes"]).augment is True  # the space forces it
     assert baseline_config(SPACES["fixed"]).augment is False
+
+
+def test_baseline_on_the_photo_space_is_the_hand_written_photo_network() -> None:
+    # Rule: where the space can express it, the first trial is the network practitioners write
+    # for small photos: three blocks of two convs (32, 64, 128), SGD Nesterov, one-cycle at 0.2,
+    # batch 256, label smoothing 0.1, dropout 0.2, crops and flips.
+    assert baseline_config(SPACES["photo"]) == TrialConfig(
+        widths=(32, 64, 128), optimizer="sgd", lr=0.2, weight_decay=5e-4, dropout=0.2,
+        batch_size=256, schedule="onecycle", momentum=0.9, nesterov=True, augment=True, convs=2,
+        label_smoothing=0.1)
+    # Fitted into a narrower photo space: nearest widths and convs, values clipped.
+    narrow = baseline_config(SPACES["photo, narrow"])
+    assert (narrow.widths, narrow.convs, narrow.lr) == ((64, 64, 64), 3, 0.1)
+    assert (narrow.label_smoothing, narrow.cutout, narrow.augment) == (0.05, 0.25, True)

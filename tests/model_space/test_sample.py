@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 from optuna.trial import FixedTrial
 
-from model_space import SearchSpace, TrialConfig, sample_config
+from model_space import PHOTO_SPACE, SearchSpace, TrialConfig, sample_config
 
 CONDITIONAL = {
     "sgd": {"sgd_momentum", "sgd_nesterov"},
@@ -63,3 +65,40 @@ def test_sample_config_fixed_trial_missing_param_is_an_error() -> None:
     # Rule: replaying with incomplete params fails loudly instead of inventing values.
     with pytest.raises(ValueError):
         sample_config(FixedTrial({"depth": 1}), SearchSpace())
+
+
+PHOTOS = dataclasses.replace(SearchSpace(), **{**PHOTO_SPACE, "augment": (False, True)})
+
+
+def test_photo_space_parameters_exist_only_where_they_apply() -> None:
+    # Rule: residual is a parameter only of blocks of 2+ convs; cutout and test-time flips only
+    # of augmented trials (a net trained without mirror images is not judged on them).
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        config = sample_config(trial, PHOTOS)
+        study.tell(trial, 0.5)
+        assert ("residual" in trial.params) == (config.convs > 1)
+        assert ({"cutout", "tta_flip"} <= set(trial.params)) == config.augment
+        if not config.augment:
+            assert (config.cutout, config.tta_flip) == (0.0, False)
+        if config.convs == 1:
+            assert config.residual is False
+        seen.add((config.convs, config.residual, config.augment, config.schedule))
+    assert {c for c, *_ in seen} == {1, 2, 3} and {s for *_, s in seen} == {"cosine", "onecycle"}
+    assert any(r for _, r, _, _ in seen)
+
+
+def test_tpe_groups_the_conditional_photo_parameters() -> None:
+    # Rule: with TPE's group mode (the project's default TPE), each conditional parameter is
+    # sampled within the group of trials that have it: a real study runs without errors and
+    # keeps the conditions.
+    from search.strategy.samplers import make_sampler
+
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        config = sample_config(trial, PHOTOS)
+        study.tell(trial, config.convs / 3 + config.label_smoothing)
+        assert ("residual" in trial.params) == (config.convs > 1)

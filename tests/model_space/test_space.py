@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from model_space import SearchSpace, SpaceError
+from model_space import PHOTO_SPACE, SearchSpace, SpaceError
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,17 @@ from model_space import SearchSpace, SpaceError
         ({"lr": [0.001]}, "space.lr"),
         ({"lr": "fast"}, "space.lr"),
         ({"learning_rate": [0.1, 0.2]}, "space.learning_rate"),
+        ({"convs": [0, 2]}, "space.convs"),
+        ({"convs": [2, 5]}, "space.convs"),
+        ({"convs": [1.5]}, "space.convs"),
+        ({"residual": ["yes"]}, "space.residual"),
+        ({"label_smoothing": [0.2, 0.1]}, "space.label_smoothing"),
+        ({"label_smoothing": [0.0, 1.0]}, "space.label_smoothing"),
+        ({"cutout": [0.0, 1.0]}, "space.cutout"),
+        ({"cutout": [-0.25]}, "space.cutout"),
+        ({"cutout": ["big"]}, "space.cutout"),
+        ({"tta_flip": [1]}, "space.tta_flip"),
+        ({"schedules": ["cosine", "cyclic"]}, "cyclic"),
     ],
 )
 def test_space_bad_value_is_refused_naming_field(table: dict[str, Any], named: str) -> None:
@@ -54,3 +65,12 @@ def test_space_defaults_cover_the_required_search() -> None:
     assert space.lr == (1e-4, 1e-1)
     assert space.weight_decay == (1e-6, 1e-2)
     assert space.dropout == (0.0, 0.5)
+
+
+def test_photo_space_is_a_valid_space_wider_than_the_default() -> None:
+    # Rule: the photo space can express what practitioners write for photos: 2-3 convs per
+    # block, residuals, one-cycle at SGD's high rates, label smoothing, cutout, test-time flips.
+    space = SearchSpace.from_dict({k: list(v) for k, v in PHOTO_SPACE.items()})
+    assert max(space.convs) >= 3 and True in space.residual and True in space.tta_flip
+    assert "onecycle" in space.schedules and space.lr[1] >= 0.2
+    assert space.label_smoothing[1] > 0 and max(space.cutout) > 0

@@ -116,6 +116,26 @@ def test_run_cli_augment_set_in_spec_wins(workdir: Path) -> None:
     assert stored(workdir, "cifar10")["space"]["augment"] == [False, True]
 
 
+def test_run_cli_photos_get_the_photo_space_where_the_spec_is_silent(workdir: Path) -> None:
+    write_cifar10(workdir / "data")
+    assert main(["--dataset", "cifar10", "--trials", "1", "--epochs", "1", "--config",
+                 "tiny.toml", "--quiet"]) == 0
+    space = stored(workdir, "cifar10", trials=1)["space"]
+    # Rule: on colour photos of 32 px, the fields the spec does not set come from PHOTO_SPACE;
+    # those it sets (tiny.toml: depth, widths, batch sizes) stay as asked.
+    assert space["convs"] == [1, 2, 3] and space["schedules"] == ["cosine", "onecycle"]
+    assert space["tta_flip"] == [False, True] and space["augment"] == [True]
+    assert space["widths"] == [8, 16] and space["batch_sizes"] == [64]
+    # Rule: the first trial is the photo recipe, fitted into that space.
+    trial = optuna.load_study(study_name="cifar10",
+                              storage=f"sqlite:///{workdir}/studies/cifar10.db").trials[0]
+    assert (trial.params["convs"], trial.params["schedule"], trial.params["lr"]) == (2, "onecycle", 0.2)
+    # Rule: digits keep the small space: one conv per block, cosine only, no augmentation.
+    assert main(["--trials", "1", "--epochs", "1", "--quiet"]) == 0
+    digits = stored(workdir, "digits", trials=1)["space"]
+    assert (digits["convs"], digits["schedules"], digits["augment"]) == ([1], ["cosine"], [False])
+
+
 def test_run_cli_missing_dataset_is_one_line_and_creates_no_study(workdir: Path, capsys) -> None:
     code = main(["--dataset", "cifar10", "--data-dir", "nowhere", *TINY])
     err = capsys.readouterr().err
