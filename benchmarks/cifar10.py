@@ -6,7 +6,7 @@ Needs CIFAR-10 as an ImageFolder tree of JPEGs (outside git, never in CI):
     git --git-dir=<mirror> archive HEAD | tar x -C DIR   # DIR/train/<class>/*.jpg, DIR/test/...
 
     python benchmarks/cifar10.py --data DIR [--seeds 0 1 2] [--trials 30] [--train-subset 10000]
-        [--epochs 4] [--out benchmarks-out/cifar10]
+        [--epochs 4] [--search-timeout S] [--out benchmarks-out/cifar10]
 
 Per seed, one after the other on the same machine:
 1. ``python -m search.run`` on a stratified subset of the training images (the rest of the
@@ -113,7 +113,8 @@ def one_seed(seed: int, ns: argparse.Namespace, test_hw: tuple[DataBundle, Any])
     search_s = run(["search.run", "--dataset", str(ns.data), "--data-dir", str(ns.cache),
                     "--train-subset", str(ns.train_subset), "--epochs", str(ns.epochs),
                     "--trials", str(ns.trials), "--seed", str(seed), "--study", study,
-                    "--storage", url, "--quiet", "--checkpoint-dir", str(out / "checkpoints")],
+                    "--storage", url, "--quiet", "--checkpoint-dir", str(out / "checkpoints"),
+                    *(["--timeout", str(ns.search_timeout)] if ns.search_timeout else [])],
                    out / "search.log")
     loaded = optuna.load_study(study_name=study, storage=url)
     first = loaded.trials[0]
@@ -181,6 +182,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--train-subset", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--search-timeout", type=float, help="stop starting trials after S seconds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks-out/cifar10"))
     parser.add_argument("--cache", type=Path, default=Path("data"), help="decode cache folder")
     ns = parser.parse_args()

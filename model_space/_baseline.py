@@ -59,11 +59,19 @@ def _prefer(wanted: Any, choices: tuple[Any, ...]) -> Any:
     return wanted if wanted in choices else choices[0]
 
 
-def _widths(space: SearchSpace) -> dict[str, int]:
+def _widths(space: SearchSpace, wanted: tuple[float, ...], depth: int) -> dict[str, Any]:
+    """``wanted`` channels per block, fitted: with doubling, only the first block's is chosen."""
+    if True in space.width_doubling:
+        return {"depth": depth, "width_doubling": True,
+                "width_0": _nearest(wanted[0], space.widths)}
+    return {"depth": depth, "width_doubling": False} | {
+        f"width_{i}": _nearest(w, space.widths) for i, w in enumerate(wanted[:depth])}
+
+
+def _textbook_widths(space: SearchSpace) -> dict[str, Any]:
     depth = int(_clip(DEPTH, space.depth))
     top = max(space.widths)
-    return {f"width_{i}": _nearest(top / 2 ** (depth - 1 - i), space.widths)
-            for i in range(depth)} | {"depth": depth}
+    return _widths(space, tuple(top / 2 ** (depth - 1 - i) for i in range(depth)), depth)
 
 
 def _fit(value: Any, allowed: tuple[Any, ...]) -> Any:
@@ -80,10 +88,9 @@ def _optimizer(space: SearchSpace) -> dict[str, Any]:
 
 def _photo(space: SearchSpace) -> dict[str, Any]:
     depth = int(_clip(len(PHOTO_WIDTHS), space.depth))
-    widths = {f"width_{i}": _nearest(PHOTO_WIDTHS[min(i, len(PHOTO_WIDTHS) - 1)], space.widths)
-              for i in range(depth)}
+    wanted = tuple(PHOTO_WIDTHS[min(i, len(PHOTO_WIDTHS) - 1)] for i in range(depth))
     return {
-        "depth": depth, **widths, "optimizer": "sgd",
+        **_widths(space, wanted, depth), "optimizer": "sgd",
         **{key: _fit(value, getattr(space, key)) for key, value in PHOTO_RECIPE.items()},
         "batch_size": _nearest(PHOTO_BATCH_SIZE, space.batch_sizes),
         "schedule": "onecycle",
@@ -110,7 +117,7 @@ def baseline_params(space: SearchSpace) -> dict[str, Any]:
 
 def _textbook(space: SearchSpace) -> dict[str, Any]:
     return {
-        **_widths(space),
+        **_textbook_widths(space),
         **_optimizer(space),
         "dropout": _clip(DROPOUT, space.dropout),
         "batch_size": _nearest(BATCH_SIZE, space.batch_sizes),

@@ -26,6 +26,9 @@ def _choice(trial: optuna.Trial, name: str, choices: tuple[Any, ...]) -> Any:
 def _widths(trial: optuna.Trial, space: SearchSpace) -> tuple[int, ...]:
     low, high = space.depth
     depth = low if low == high else trial.suggest_int("depth", low, high)
+    if _choice(trial, "width_doubling", space.width_doubling):
+        first = _choice(trial, "width_0", space.widths)
+        return tuple(first * 2**i for i in range(depth))
     return tuple(_choice(trial, f"width_{i}", space.widths) for i in range(depth))
 
 

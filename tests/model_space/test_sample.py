@@ -102,3 +102,15 @@ def test_tpe_groups_the_conditional_photo_parameters() -> None:
         config = sample_config(trial, PHOTOS)
         study.tell(trial, config.convs / 3 + config.label_smoothing)
         assert ("residual" in trial.params) == (config.convs > 1)
+
+
+def test_width_doubling_samples_only_the_first_width() -> None:
+    # Rule: with width_doubling, width_0 is the one width parameter and each block has twice
+    # the channels of the one before; without it, every block's width is its own parameter.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    for _ in range(20):
+        trial = study.ask()
+        config = sample_config(trial, PHOTOS)
+        study.tell(trial, 0.5)
+        assert [k for k in trial.params if k.startswith("width_")] == ["width_0"]
+        assert config.widths == tuple(trial.params["width_0"] * 2**i for i in range(config.depth))

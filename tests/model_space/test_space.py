@@ -36,6 +36,7 @@ from model_space import PHOTO_SPACE, SearchSpace, SpaceError
         ({"cutout": [-0.25]}, "space.cutout"),
         ({"cutout": ["big"]}, "space.cutout"),
         ({"tta_flip": [1]}, "space.tta_flip"),
+        ({"width_doubling": ["yes"]}, "space.width_doubling"),
         ({"schedules": ["cosine", "cyclic"]}, "cyclic"),
     ],
 )
