@@ -12,9 +12,11 @@ unless ``MLFLOW_ALLOW_FILE_STORE=true``); ``mlflow ui`` run in the same folder o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -26,11 +28,13 @@ import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
+from mlflow.store.db.db_types import DATABASE_ENGINES
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from sqlalchemy.engine import make_url
 
 from search.optuna_private import rdb_backend
 from search.schema import N_PARAMS, SECONDS_PER_EPOCH, SPEC_ATTR, TRACKING_ID_ATTR, TRAIN_LOSS
-from search.study.gate import NoLock, TargetLock, target_lock
+from search.study.gate import FileLock, NoLock, TargetLock, target_lock
 from search.study.storage import mask_url
 from search.tracking.record import TrialRecord
 
@@ -64,6 +68,25 @@ def study_lock(study: optuna.Study) -> TargetLock:
     thread's, and an flock does not exclude another thread holding the same file open."""
     backend = rdb_backend(study)
     return target_lock(backend, study.study_name) if backend is not None else NoLock()
+
+
+def store_lock(uri: str, study: optuna.Study) -> TargetLock:
+    """The lock to hold while opening a database-backed tracking store.
+
+    mlflow creates and migrates its tables when it first opens a database, and two processes
+    doing that at once both fail ("table _alembic_tmp_metrics already exists"; found with
+    --jobs 2 on a new mlflow.db). A SQLite file, on this machine, gets a lock file of its own in
+    the temporary folder, so training never waits on it (not an flock on the database itself:
+    closing that file would drop SQLite's own locks in this process). A server database, reached
+    from many machines, takes the study's lock. An HTTP tracking server orders its own writes.
+    """
+    if uri.split(":", 1)[0].split("+", 1)[0] not in DATABASE_ENGINES:
+        return NoLock()
+    parsed = make_url(uri)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        key = hashlib.blake2b(str(Path(parsed.database).resolve()).encode(), digest_size=8).hexdigest()
+        return FileLock(Path(tempfile.gettempdir()) / f"cnn-search-mlflow-{key}.lock")
+    return study_lock(study)
 
 
 def tracking_id(study: optuna.Study) -> str:
@@ -212,7 +235,12 @@ def connect(study: optuna.Study, located: Callable[[str], None]) -> MlflowTracke
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = mlflow.get_tracking_uri()
     located(mask_url(uri))
-    client = MlflowClient(uri)
+    lock = store_lock(uri, study)
+    lock.acquire()
+    try:
+        client = MlflowClient(uri)  # opens the store: creates or migrates its tables
+    finally:
+        lock.release()
     experiment_id = experiment(client, study.study_name)
     parent_id, study_id = parent_run(client, experiment_id, study)
     return MlflowTracker(client, experiment_id, parent_id, study_id)
