@@ -55,8 +55,10 @@ MAX_BATCH_PARAMS = 100
 MAX_TAG_CHARS = 5000
 # mlflow retries an HTTP request 7 times with growing back-off: a server that is down takes
 # 4 minutes to be known as down. Unless the user set them: 2 retries, 1 s back-off, 10 s timeout.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# And a run finished on a tracking server prints two lines with its URL (after one more request
+# to the server): 200 lines for a 100-trial search. Not unless the user asks for them.
+ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -229,7 +231,7 @@ def spec_params(study: optuna.Study) -> dict[str, str]:
 
 def connect(study: optuna.Study, located: Callable[[str], None]) -> MlflowTracker:
     """Connect to the tracking store, and find or make the study's experiment and run."""
-    for key, value in HTTP_DEFAULTS.items():
+    for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     # mlflow logs at INFO ("Creating initial MLflow database tables...") to stderr.
     logging.getLogger("mlflow").setLevel(logging.WARNING)

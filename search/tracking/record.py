@@ -7,6 +7,8 @@ attempt trained, and a trial is logged with the state the study gives it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +57,21 @@ class TrialRecord:
             retry_of=first if isinstance(first, int) else None,
         )
 
+    def to_json(self) -> str:
+        """One line for the tracker host (search.tracking.host); read back by from_json."""
+        fields = dataclasses.asdict(self)
+        fields.update(started=_iso(self.started), ended=_iso(self.ended))
+        return json.dumps(fields)
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> TrialRecord:
+        # JSON keys are text: the curves' steps come back as numbers.
+        curves = {k: {int(step): v for step, v in fields[k].items()}
+                  for k in ("val_accuracy", "train_loss")}
+        moments = {k: None if fields[k] is None else datetime.fromisoformat(fields[k])
+                   for k in ("started", "ended")}
+        return cls(**{**fields, **curves, **moments})
+
     @property
     def epochs(self) -> int:
         return max([*self.val_accuracy, *self.train_loss], default=0)
@@ -64,6 +81,10 @@ class TrialRecord:
         (Optuna keeps no time per epoch), so curves plotted against wall time read sensibly."""
         start, end = _seconds(self.started or self.ended), _seconds(self.ended or self.started)
         return start + (end - start) * step / max(self.epochs, 1)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _seconds(moment: datetime | None) -> float:

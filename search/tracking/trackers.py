@@ -1,4 +1,4 @@
-"""The trackers of one process, by name, each logging from a thread of its own.
+"""The experiment trackers by name, and how a search process hands them its finished trials.
 
 The process that runs a trial logs it, once it has ended: Optuna calls its callbacks in that
 process, after the trial's state is stored. Each trial runs in exactly one process, so with
@@ -6,19 +6,18 @@ process, after the trial's state is stored. Each trial runs in exactly one proce
 trial, logged under its own number.
 
 A tracker is optional: one that cannot start or fails later (a server down, a folder it may not
-write, a broken install) is one warning line, and the run goes on without it. Each tracker runs
-in its own thread so that neither a slow server nor ``import mlflow`` (about 1 s) holds up
-training (docs/benchmarks/tracking.md).
+write, a broken install) is one warning line, and the run goes on without it. The trackers run
+in a process of their own (search.tracking.host), so that they never hold up training.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
+import json
 import queue
+import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ class Kind:
     """A tracker by name: how messages call it, its module, and what to install for it."""
 
     title: str
-    module: str  # imported in the tracker's thread; defines open_tracker(study) -> Tracker
+    module: str  # imported in the tracker host; defines open_tracker(study, located) -> Tracker
     package: str  # the top-level package the module needs
     extra: str  # pip install 'cnn-search[EXTRA]'
 
@@ -91,104 +90,87 @@ def warn(line: str) -> None:
     tqdm.write(f"warning: {line}", file=sys.stderr)
 
 
-def _at(where: str) -> str:
+def at(where: str) -> str:
     return f" ({where})" if where else ""
 
 
-def _reason(error: Exception) -> str:
-    reason = first_line(error)
-    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
-
-
-_STOP = object()
-
-
-class TrackerThread(threading.Thread):
-    """One tracker, opened and fed in a daemon thread; its first error turns it off."""
-
-    def __init__(self, name: str, study: optuna.Study) -> None:
-        super().__init__(name=f"tracker-{name}", daemon=True)
-        self.kind = KINDS[name]
-        self.study = study
-        self.where = ""
-        self.off = False
-        # TrialRecord to log, a bool (finish: whether the study reached its target), or _STOP.
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def log_trial(self, record: TrialRecord) -> None:
-        if not self.off:
-            self._queue.put(record)
-
-    def finish(self, done: bool) -> None:
-        self._queue.put(done)
-        self._queue.put(_STOP)
-
-    def run(self) -> None:
-        tracker = self._open()
-        while (item := self._queue.get()) is not _STOP:
-            if tracker is None or self.off:
-                continue  # off: what comes is dropped, so finishing is not kept waiting
-            try:
-                if isinstance(item, TrialRecord):
-                    tracker.log_trial(item)
-                else:
-                    tracker.finish(item)
-            except Exception as error:  # any failure of an optional tracker: warn, go on
-                self._fail(error)
-
-    def _open(self) -> Tracker | None:
-        try:
-            module = importlib.import_module(self.kind.module)
-            return module.open_tracker(self.study, self._located)
-        except Exception as error:  # a broken install or a store it cannot reach: same line
-            self._fail(error)
-            return None
-
-    def _located(self, where: str) -> None:
-        self.where = where  # known before connecting, so a failure to connect can say where
-
-    def _fail(self, error: Exception) -> None:
-        self.off = True
-        warn(f"{self.kind.title} tracking{_at(self.where)} is off for the rest of this run: "
-             f"{_reason(error)}. The search goes on; the study keeps every trial")
+def reason(error: Exception) -> str:
+    """An error's first line, cut to MAX_REASON characters."""
+    text = first_line(error)
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 3] + "..."
 
 
 class Tracking:
-    """The trackers of one process, and the Optuna callback that feeds them finished trials."""
+    """The Optuna callback that hands each finished trial to this process's tracker host.
 
-    def __init__(self, threads: list[TrackerThread]) -> None:
-        self.threads = threads
+    The host (search.tracking.host) is a process of its own, fed JSON lines on its stdin by a
+    thread here, so that neither ``import mlflow`` nor mlflow's work per trial (about 2 s and
+    13 ms of CPU) takes the GIL from training (docs/benchmarks/tracking.md). Its messages come
+    back on its stdout, and are printed here, where the progress bar is.
+    """
+
+    def __init__(self, host: subprocess.Popen[str] | None) -> None:
+        self.host = host
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=target, name=name, daemon=True) for target, name
+                         in ((self._write, "tracking-writer"), (self._read, "tracking-reader"))]
+        if host is not None:
+            for thread in self._threads:
+                thread.start()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        record = TrialRecord.from_trial(trial)
-        for thread in self.threads:
-            thread.log_trial(record)
+        self._lines.put(TrialRecord.from_trial(trial).to_json())
 
     @property
     def callbacks(self) -> list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]]:
-        return [self] if self.threads else []
+        return [self] if self.host is not None else []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._lines.put(json.dumps(message))
+
+    def _write(self) -> None:
+        assert self.host is not None and self.host.stdin is not None
+        try:
+            while (line := self._lines.get()) is not None:
+                self.host.stdin.write(line + "\n")
+                self.host.stdin.flush()
+            self.host.stdin.close()
+        except OSError:
+            pass  # the host is gone: it said why, or close() will
+
+    def _read(self) -> None:
+        assert self.host is not None and self.host.stdout is not None
+        for line in self.host.stdout:
+            warn(line.rstrip("\n"))
 
     def close(self, done: bool, wait_s: float = CLOSE_WAIT_S) -> None:
-        """Log what is queued and let each tracker finish; wait at most ``wait_s`` in all.
+        """Let the host log what it was given and finish; wait at most ``wait_s``.
 
         ``done``: the study has reached its target (MLflow then marks the study's run finished).
         """
-        for thread in self.threads:
-            thread.finish(done)
-        deadline = time.monotonic() + wait_s
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                warn(f"{thread.kind.title} was still logging after {wait_s:.0f} s; the trials it "
-                     "had not logged by then are not in it. The study keeps every trial")
+        if self.host is None:
+            return
+        self.send({"finish": done})
+        self._lines.put(None)
+        try:
+            self.host.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            self.host.kill()
+            warn(f"the trackers were still logging after {wait_s:.0f} s; the trials they had not "
+                 "logged by then are not in them. The study keeps every trial")
+        for thread in self._threads:
+            thread.join(1.0)
 
 
-def open_tracking(names: Sequence[str], study: optuna.Study) -> Tracking:
-    """Start a thread for each named tracker; they connect while the search starts."""
-    threads = [TrackerThread(name, study) for name in names]
-    for thread in threads:
-        thread.start()
-    return Tracking(threads)
+def open_tracking(names: Sequence[str], study: optuna.Study, url: str) -> Tracking:
+    """Start the tracker host for ``names``; it connects while the search starts."""
+    if not names:
+        return Tracking(None)
+    host = subprocess.Popen([sys.executable, "-m", "search.tracking.host"], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    tracking = Tracking(host)
+    tracking.send({"study": study.study_name, "storage": url, "trackers": list(names)})
+    return tracking
 
 
 # What a report attaches to the study's MLflow run, under the report folder.
@@ -202,7 +184,7 @@ def report_to_mlflow(study: optuna.Study, asked: bool) -> bool:
     return asked or TRACKING_ID_ATTR in study.user_attrs
 
 
-class _Where:
+class Where:
     """Remembers where a tracker said it logs to (the ``located`` of ``open_tracker``)."""
 
     def __init__(self) -> None:
@@ -217,7 +199,7 @@ def log_report(study: optuna.Study, folder: Path, numbers: dict[str, float]) -> 
 
     Returns where it went, or None after one warning line: the report itself is written.
     """
-    kind, where = KINDS["mlflow"], _Where()
+    kind, where = KINDS["mlflow"], Where()
     if not installed(kind.package):
         warn(f"study {study.study_name!r} was tracked with MLflow, which is not installed here: "
              f"the report is not attached to its run (pip install 'cnn-search[{kind.extra}]')")
@@ -231,6 +213,6 @@ def log_report(study: optuna.Study, folder: Path, numbers: dict[str, float]) -> 
         tracker.log_files(files, folder)
         tracker.log_numbers(numbers)
     except Exception as error:  # an optional tracker: the report stands without it
-        warn(f"the report was not attached to MLflow{_at(where.text)}: {_reason(error)}")
+        warn(f"the report was not attached to MLflow{at(where.text)}: {reason(error)}")
         return None
     return f"MLflow run {tracker.parent_id} ({where.text})"

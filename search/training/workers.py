@@ -89,7 +89,7 @@ def work(job: WorkerJob, storage: RDBStorage, study: optuna.Study, objective: Ob
     """
     callback = ProgressCallback(job.target, show=show)
     callback.start(finished(count_states(study)))
-    tracking = open_tracking(job.track, study)
+    tracking = open_tracking(job.track, study, job.url)
     ended = False  # not by Ctrl-C, SIGTERM or an error
     try:
         optimize_to_target(
