@@ -80,20 +80,24 @@ def _asked(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from search.tracking.trackers import check_installed, start_tracking
+
+    asked_spec, asked_run = _asked(args)
+    run = RunOptions(**asked_run)
+    check_installed(run.track)
+    # Started first, so that the trackers load their libraries while we load ours; with --jobs
+    # each worker starts its own.
+    tracking = start_tracking(run.track if run.jobs == 1 else ())
     # Imported here, not above: --help and a refused flag answer without loading torch.
     from search.results.model_saver import save_failure
     from search.study.counts import count_states, finished
     from search.study.next_steps import resume_command
     from search.study.progress import summary
-    from search.tracking.trackers import check_installed
     from search.training.checkpoints import default_dir
     from search.training.device import resolve_device
     from search.training.session import open_search, worker_job
     from search.training.workers import build_objective, work
 
-    asked_spec, asked_run = _asked(args)
-    run = RunOptions(**asked_run)
-    check_installed(run.track)
     device = resolve_device(run.device)
     opened = open_search(asked_spec, run, download=args.download, quiet=args.quiet)
     study, url = opened.study, opened.url
@@ -103,6 +107,7 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"study {name!r} already has {done} finished trials (target {run.trials}); "
               "nothing to do. Raise --trials to add more.")
         print(summary(study, run.trials, url, 0.0))
+        tracking.close(done=True)
         return cli.EXIT_OK
     if run.jobs > 1:
         return _run_jobs(study, run, url, args.save_models, show=not args.quiet, prog=args.prog)
@@ -111,7 +116,7 @@ def run_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         callback = work(worker_job(run, name, url, save_models=args.save_models), opened.storage,
-                        study, objective, show=not args.quiet)
+                        study, objective, show=not args.quiet, tracking=tracking)
     except KeyboardInterrupt:
         done = finished(count_states(study))
         print(f"\ninterrupted: study {name!r} has {done}/{run.trials} finished trials; the running "

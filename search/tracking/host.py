@@ -1,8 +1,10 @@
 """The tracker host: the process that logs a search process's finished trials to its trackers.
 
-``python -m search.tracking.host`` is started by search.tracking.trackers.open_tracking and
-reads JSON lines on its stdin: first the study (name, storage URL, trackers), then one line per
-finished trial, then ``{"finish": done}``; then stdin closes. Each tracker runs in a thread of
+``python -m search.tracking.host NAME...`` is started by search.tracking.trackers.start_tracking
+as the search starts, and imports each tracker's library at once. Then it reads JSON lines on
+its stdin: the study (name and storage URL), one line per finished trial, ``{"finish": done}``;
+then stdin closes. Until the study comes it writes nothing: stdin closed first (a run refused
+for bad input) ends it with nothing written. Each tracker runs in a thread of
 its own, so a slow MLflow server does not hold up TensorBoard. What it has to say (a tracker
 that failed) is one line each on its stdout, which the search prints.
 
@@ -19,6 +21,8 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Any, TextIO
 
 import optuna
@@ -33,18 +37,22 @@ _STOP = object()
 class TrackerThread(threading.Thread):
     """One tracker, opened and fed in a thread; its first error turns it off."""
 
-    def __init__(self, name: str, study: optuna.Study, say: TextIO) -> None:
+    def __init__(self, name: str, say: TextIO) -> None:
         super().__init__(name=f"tracker-{name}")
         self.kind = KINDS[name]
-        self.study = study
         self.say = say
         self.where = ""
         self.off = False
-        # TrialRecord to log, a bool (finish: whether the study reached its target), or _STOP.
+        # First the study (or _STOP: there is none), then TrialRecords to log, a bool (finish:
+        # whether the study reached its target), and _STOP.
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def run(self) -> None:
-        tracker = self._open()
+        module = self._import()
+        study = self.queue.get()
+        if study is _STOP:
+            return
+        tracker = self._open(module, study) if module is not None else None
         while (item := self.queue.get()) is not _STOP:
             if tracker is None or self.off:
                 continue  # off: what comes is dropped
@@ -56,11 +64,17 @@ class TrackerThread(threading.Thread):
             except Exception as error:  # any failure of an optional tracker: say so, go on
                 self._fail(error)
 
-    def _open(self) -> Tracker | None:
+    def _import(self) -> ModuleType | None:
         try:
-            module = importlib.import_module(self.kind.module)
-            return module.open_tracker(self.study, self._located)
-        except Exception as error:  # a broken install or a store it cannot reach: same line
+            return importlib.import_module(self.kind.module)
+        except Exception as error:  # a broken install: the same one line as any failure
+            self._fail(error)
+            return None
+
+    def _open(self, module: ModuleType, study: optuna.Study) -> Tracker | None:
+        try:
+            return module.open_tracker(study, self._located)
+        except Exception as error:  # a store it cannot reach, a folder it cannot write
             self._fail(error)
             return None
 
@@ -74,22 +88,31 @@ class TrackerThread(threading.Thread):
               file=self.say, flush=True)
 
 
-def serve(lines: TextIO, say: TextIO) -> None:
-    """Open the study named on the first line, and feed each later line to every tracker."""
-    header = json.loads(lines.readline())
-    study = optuna.load_study(study_name=header["study"], storage=open_storage(header["storage"]))
-    threads = [TrackerThread(name, study, say) for name in header["trackers"]]
+def serve(names: list[str], lines: TextIO, say: TextIO) -> None:
+    """Start the trackers; open the study named on the first line; feed them the later lines."""
+    threads = [TrackerThread(name, say) for name in names]
     for thread in threads:
         thread.start()
+    try:
+        for item in _items(lines):
+            for thread in threads:
+                thread.queue.put(item)
+    finally:
+        for thread in threads:
+            thread.queue.put(_STOP)
+        for thread in threads:
+            thread.join()
+
+
+def _items(lines: TextIO) -> Iterator[Any]:
+    """The study, then each trial and the finish; nothing when no study comes first."""
+    header = json.loads(lines.readline() or "{}")
+    if "study" not in header:
+        return
+    yield optuna.load_study(study_name=header["study"], storage=open_storage(header["storage"]))
     for line in lines:
         message = json.loads(line)
-        item = message["finish"] if "finish" in message else TrialRecord.from_json(message)
-        for thread in threads:
-            thread.queue.put(item)
-    for thread in threads:
-        thread.queue.put(_STOP)
-    for thread in threads:
-        thread.join()
+        yield message["finish"] if "finish" in message else TrialRecord.from_json(message)
 
 
 def main() -> None:
@@ -99,7 +122,7 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        serve(sys.stdin, say)
+        serve(sys.argv[1:], sys.stdin, say)
     except Exception as error:  # the study could not be opened: no tracker can run
         print(f"the trackers are off for this run: {reason(error)}. The search goes on; the "
               "study keeps every trial", file=say, flush=True)

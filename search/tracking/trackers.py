@@ -125,6 +125,10 @@ class Tracking:
     def callbacks(self) -> list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]]:
         return [self] if self.host is not None else []
 
+    def open(self, study: str, url: str) -> None:
+        """Name the study the trials come from: the trackers connect and find its runs now."""
+        self.send({"study": study, "storage": url})
+
     def send(self, message: dict[str, Any]) -> None:
         self._lines.put(json.dumps(message))
 
@@ -162,15 +166,15 @@ class Tracking:
             thread.join(1.0)
 
 
-def open_tracking(names: Sequence[str], study: optuna.Study, url: str) -> Tracking:
-    """Start the tracker host for ``names``; it connects while the search starts."""
+def start_tracking(names: Sequence[str]) -> Tracking:
+    """Start the tracker host for ``names`` now: it imports its libraries (mlflow: 1 s) while
+    this process loads torch and the data. It writes nothing until ``open`` names the study, so
+    a run refused for bad input leaves nothing behind."""
     if not names:
         return Tracking(None)
-    host = subprocess.Popen([sys.executable, "-m", "search.tracking.host"], text=True,
+    host = subprocess.Popen([sys.executable, "-m", "search.tracking.host", *names], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    tracking = Tracking(host)
-    tracking.send({"study": study.study_name, "storage": url, "trackers": list(names)})
-    return tracking
+    return Tracking(host)
 
 
 # What a report attaches to the study's MLflow run, under the report folder.

@@ -166,6 +166,8 @@ CASES = [
     Case("run-unknown-tracker", "run", ("--track", "wandb"), "'wandb'"),
     Case("run-track-not-a-list-in-spec", "run", ("--config", "spec.toml"), "track must be a list "
          "of tracker names (mlflow, tensorboard) but got 'mlflow'", spec('track = "mlflow"\n')),
+    Case("run-tracked-unknown-dataset", "run", ("--track", "mlflow", "--track", "tensorboard",
+                                                "--dataset", "imagenet"), "'imagenet'"),
     Case("run-unknown-tracker-in-spec", "run", ("--config", "spec.toml"), "unknown tracker "
          "'wandb'; known: mlflow, tensorboard", spec('track = ["mlflow", "wandb"]\n')),
     # search.run: storage
