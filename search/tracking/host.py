@@ -117,6 +117,10 @@ def _items(lines: TextIO) -> Iterator[Any]:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The lowest CPU priority: the host uses what training leaves, and catches up as the search
+    # ends. At normal priority its 5 s of CPU over a 100-trial digits search took a share of a
+    # busy machine from training: +12% wall time (docs/benchmarks/tracking.md).
+    os.nice(19)
     # Our messages keep the real stdout; anything else printed here goes to stderr.
     say = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

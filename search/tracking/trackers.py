@@ -76,12 +76,12 @@ def installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def check_installed(names: Sequence[str], flag: str = "--track") -> None:
+def check_installed(names: Sequence[str]) -> None:
     """Refuse, before any work, a tracker whose package is not installed, naming the extra."""
     for name in names:
         kind = KINDS[name]
         if not installed(kind.package):
-            raise TrackerMissing(f"{flag} {name} needs {kind.title}, which is not installed: "
+            raise TrackerMissing(f"--track {name} needs {kind.title}, which is not installed: "
                                  f"pip install 'cnn-search[{kind.extra}]'")
 
 
@@ -160,6 +160,7 @@ class Tracking:
             self.host.wait(wait_s)
         except subprocess.TimeoutExpired:
             self.host.kill()
+            self.host.wait()
             warn(f"the trackers were still logging after {wait_s:.0f} s; the trials they had not "
                  "logged by then are not in them. The study keeps every trial")
         for thread in self._threads:
