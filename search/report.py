@@ -14,6 +14,8 @@ from pathlib import Path
 from search import cli, interrupts
 
 PROG = "python -m search.report"
+# metrics.json's figures that also go to the study's MLflow run.
+TEST_METRICS = ("test_accuracy_mean", "test_accuracy_std")
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -24,6 +26,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=cli.positive_int, default=3, help="retrains, one per seed (default 3)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="root folder (default reports)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--track", choices=("mlflow",),
+                   help="attach the report to the study's MLflow run; done anyway for a study "
+                        "run with --track mlflow")
     p.set_defaults(prog=prog)  # messages name the command as it was called
     return p
 
@@ -34,8 +39,10 @@ def report_cli(args: argparse.Namespace) -> int:
     from search.results.reporting import write_report
     from search.study.storage import check_study_name, default_storage
     from search.study.studies import open_existing, spec_of
+    from search.tracking.trackers import check_installed, log_report, report_to_mlflow
     from search.training.device import resolve_device
 
+    check_installed([args.track] if args.track else [])
     name = check_study_name(args.study)
     check_output_folder(args.out / name, "report folder")
     url = args.storage or default_storage(name)
@@ -49,6 +56,10 @@ def report_cli(args: argparse.Namespace) -> int:
     print(f"wrote {report.folder}/: best_config.json model.pt model.pt2 metrics.json report.md "
           f"report.html plots/ in {report.seconds:.1f} s")
     print("attached model.pt and report.html to the study (optuna-dashboard: Study Artifacts)")
+    if report_to_mlflow(study, asked=args.track == "mlflow"):
+        where = log_report(study, report.folder, {k: m[k] for k in TEST_METRICS})
+        if where is not None:
+            print(f"logged the report to the study's {where}")
     return cli.EXIT_OK
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from search import cli, interrupts
 from search.strategy.samplers import PRUNER_NAMES, SAMPLER_NAMES
-from search.study.spec import SAVE_MODES, RunOptions, read_toml
+from search.study.spec import SAVE_MODES, TRACKERS, RunOptions, read_toml
 
 if TYPE_CHECKING:
     import optuna
@@ -20,7 +20,7 @@ PROG = "python -m search.run"
 SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "baseline", "data_dir",
               "image_size", "train_subset")
 RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs", "checkpoint_dir",
-             "checkpoint_every")
+             "checkpoint_every", "track")
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -60,6 +60,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "most this much training (default 2; 0: every epoch). Ctrl-C and SIGTERM "
                         "lose no finished epoch either way")
     p.add_argument("--config", type=Path, help="study spec TOML, e.g. studies/digits.toml")
+    p.add_argument("--track", action="append", choices=TRACKERS,
+                   help="log every trial to an experiment tracker: mlflow (MLFLOW_TRACKING_URI, "
+                        "else ./mlflow.db) or tensorboard (runs/<study>/); repeat for both")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save-models", choices=SAVE_MODES, default="best",
                    help="trained weights kept as study artifacts under studies/artifacts/<study>/: "
@@ -77,6 +80,14 @@ def _asked(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from search.tracking.trackers import check_installed, start_tracking
+
+    asked_spec, asked_run = _asked(args)
+    run = RunOptions(**asked_run)
+    check_installed(run.track)
+    # Started first, so that the trackers load their libraries while we load ours; with --jobs
+    # each worker starts its own.
+    tracking = start_tracking(run.track if run.jobs == 1 else ())
     # Imported here, not above: --help and a refused flag answer without loading torch.
     from search.results.model_saver import save_failure
     from search.study.counts import count_states, finished
@@ -87,8 +98,6 @@ def run_search(args: argparse.Namespace) -> int:
     from search.training.session import open_search, worker_job
     from search.training.workers import build_objective, work
 
-    asked_spec, asked_run = _asked(args)
-    run = RunOptions(**asked_run)
     device = resolve_device(run.device)
     opened = open_search(asked_spec, run, download=args.download, quiet=args.quiet)
     study, url = opened.study, opened.url
@@ -98,6 +107,7 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"study {name!r} already has {done} finished trials (target {run.trials}); "
               "nothing to do. Raise --trials to add more.")
         print(summary(study, run.trials, url, 0.0))
+        tracking.close(done=True)
         return cli.EXIT_OK
     if run.jobs > 1:
         return _run_jobs(study, run, url, args.save_models, show=not args.quiet, prog=args.prog)
@@ -106,12 +116,12 @@ def run_search(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         callback = work(worker_job(run, name, url, save_models=args.save_models), opened.storage,
-                        study, objective, show=not args.quiet)
+                        study, objective, show=not args.quiet, tracking=tracking)
     except KeyboardInterrupt:
         done = finished(count_states(study))
         print(f"\ninterrupted: study {name!r} has {done}/{run.trials} finished trials; the running "
               "trial was stopped and continues from its last finished epoch on the next run. "
-              f"Resume with: {resume_command(name, url, run.trials)}", file=sys.stderr)
+              f"Resume with: {resume_command(name, url, run.trials, track=run.track)}", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
     print(summary(study, run.trials, url, time.perf_counter() - started))
     failure = save_failure(objective.on_trained)
@@ -139,8 +149,8 @@ def _run_jobs(study: optuna.Study, run: RunOptions, url: str, save_models: str, 
     codes = run_jobs(study, jobs, show)
     print(summary(study, run.trials, url, time.perf_counter() - started))
     if cli.EXIT_INTERRUPTED in codes:
-        print(f"interrupted; resume with: {resume_command(name, url, run.trials, run.jobs)}",
-              file=sys.stderr)
+        print(f"interrupted; resume with: "
+              f"{resume_command(name, url, run.trials, run.jobs, track=run.track)}", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
     bad = {i: code for i, code in enumerate(codes) if code != cli.EXIT_OK}
     if bad and finished(count_states(study)) < run.trials:

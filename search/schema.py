@@ -9,6 +9,10 @@ from __future__ import annotations
 # Study user attrs.
 SPEC_ATTR = "spec"  # the study spec (JSON of StudySpec.to_flat()), written once at creation
 DATA_PRINT_ATTR = "data_fingerprint"  # an ImageFolder study's {"sha256", "images"} of its tree
+# A random id, written the first time the study is tracked with MLflow: its runs carry it as a
+# tag, so every process on every machine finds the same parent run, and a new study of the same
+# name gets a parent run of its own (search.tracking.mlflow_tracker).
+TRACKING_ID_ATTR = "tracking_id"
 # Study system attrs.
 BEST_MODEL_ATTR = "cnn_search:best_model"  # {"trial", "value", "artifact_id"} of the saved best
 ARTIFACT_ATTR_PREFIX = "artifacts:"  # Optuna's own key for an artifact's metadata
@@ -24,6 +28,7 @@ DEVICE = "device"  # where the trial trained, e.g. "cpu" or "cuda:0"
 EPOCHS_RUN = "epochs_run"  # epochs trained (pruned and stopped trials train fewer)
 SECONDS_PER_EPOCH = "seconds_per_epoch"
 TRAIN_LOSS = "train_loss"  # of the last epoch
+TRAIN_LOSSES = "train_losses"  # every epoch's, epoch 1 first (a retry's include its first attempt's)
 STOPPED_EARLY = "stopped_early"  # ended by --patience, as complete
 RESUMED_FROM_EPOCH = "resumed_from_epoch"  # epochs a retry restored from its checkpoint
 

@@ -9,6 +9,8 @@ from pathlib import Path
 # One thread per process, subprocesses included: two OpenMP threads on a loaded 2-core machine
 # can run tiny convolutions 100x slower while they wait on each other.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# mlflow 3 sends usage telemetry from a thread of its own; tests reach no one outside.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import optuna
 import pytest

@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("run", "report", "retrain", "predict", "dashboard")
 COMMAND_MODULES = {f"search.{name}" for name in COMMANDS} | {"search.__main__"}
-# Modules that must load without torch: storage and execution, strategy, the shared small
-# modules, and what --help or the dashboard needs.
+# Modules that must load without torch: storage and execution, strategy, the trackers, the
+# shared small modules, and what --help or the dashboard needs.
 TORCH_FREE = (
     "model_space",
     "search.cli",
@@ -28,7 +28,7 @@ TORCH_FREE = (
     "search.data.format",
     "search.results.artifacts",
     "search.dashboard",
-    *sorted(f"search.{folder}.{path.stem}" for folder in ("study", "strategy")
+    *sorted(f"search.{folder}.{path.stem}" for folder in ("study", "strategy", "tracking")
             for path in (ROOT / "search" / folder).glob("*.py") if path.stem != "__init__"),
 )
 

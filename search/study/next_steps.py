@@ -33,8 +33,10 @@ def report_command(study: str, url: str) -> str:
     return command("report", *study_args(study, url))
 
 
-def resume_command(study: str, url: str, trials: int, jobs: int = 1) -> str:
+def resume_command(study: str, url: str, trials: int, jobs: int = 1, *,
+                   track: tuple[str, ...] = ()) -> str:
     extra = ["--jobs", str(jobs)] if jobs > 1 else []
+    extra += [arg for name in track for arg in ("--track", name)]
     return command("run", *study_args(study, url), "--trials", str(trials), *extra)
 
 

@@ -20,6 +20,8 @@ from search.strategy.samplers import PRUNER_NAMES, SAMPLER_NAMES
 
 # --save-models: keep the best trial's weights so far, every completed trial's, or none.
 SAVE_MODES = ("best", "all", "none")
+# --track: the experiment trackers a run can log its trials to (search.tracking).
+TRACKERS = ("mlflow", "tensorboard")
 
 
 class SpecError(InputError):
@@ -152,10 +154,14 @@ class RunOptions:
     # kill -9 loses at most this many seconds of training, or one epoch where epochs are longer.
     # 0 writes every epoch.
     checkpoint_every: float = SAVE_EVERY_SECONDS
+    # Experiment trackers that log each trial this run finishes (TRACKERS; repeats are dropped).
+    # A run option like jobs, not part of the spec: a resumed study may be tracked or not.
+    track: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _whole("trials", self.trials, 1)
         _whole("jobs", self.jobs, 1)
+        object.__setattr__(self, "track", _trackers(self.track))
         if (isinstance(self.checkpoint_every, bool)
                 or not isinstance(self.checkpoint_every, int | float)
                 or not 0 <= self.checkpoint_every < float("inf")):
@@ -169,6 +175,16 @@ class RunOptions:
             or self.timeout <= 0
         ):
             raise SpecError(f"timeout must be a positive number of seconds but got {self.timeout!r}")
+
+
+def _trackers(value: Any) -> tuple[str, ...]:
+    """``track`` as a tuple of known tracker names, each once, in the order given."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise SpecError(f"track must be a list of tracker names ({', '.join(TRACKERS)}) but got "
+                        f"{value!r}")
+    for name in value:
+        _one_of("tracker", name, TRACKERS)
+    return tuple(dict.fromkeys(value))
 
 
 RUN_KEYS = {f.name for f in dataclasses.fields(RunOptions)}

@@ -32,6 +32,7 @@ from search.schema import (
     SECONDS_PER_EPOCH,
     STOPPED_EARLY,
     TRAIN_LOSS,
+    TRAIN_LOSSES,
 )
 from search.training.checkpoints import CheckpointWriter, TrialCheckpoints, origin
 from search.training.loop import DivergedError, EpochResult, TrainState, fit
@@ -175,3 +176,5 @@ class Objective:
         trial.set_user_attr(SECONDS_PER_EPOCH, round(sum(e.seconds for e in epochs)
                                                        / len(epochs), 4))
         trial.set_user_attr(TRAIN_LOSS, round(epochs[-1].train_loss, 6))
+        # The curve, for the experiment trackers (search.tracking), which log a trial once it ends.
+        trial.set_user_attr(TRAIN_LOSSES, [round(e.train_loss, 6) for e in epochs])

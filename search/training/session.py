@@ -67,7 +67,8 @@ def worker_job(run: RunOptions, name: str, url: str, worker: int = 0,
     return WorkerJob(study=name, url=url, target=run.trials, worker=worker,
                      device=worker_device(run.device, worker),
                      threads=thread_share(run.jobs), timeout=run.timeout, save_models=save_models,
-                     checkpoint_dir=run.checkpoint_dir, checkpoint_every=run.checkpoint_every)
+                     checkpoint_dir=run.checkpoint_dir, checkpoint_every=run.checkpoint_every,
+                     track=run.track)
 
 
 def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> None:

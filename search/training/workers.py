@@ -34,6 +34,7 @@ from search.study.progress import ProgressCallback
 from search.study.spec import SAVE_EVERY_SECONDS, StudySpec
 from search.study.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
 from search.study.studies import load_or_create, stored_spec
+from search.tracking.trackers import CLOSE_WAIT_S, STOPPED_WAIT_S, Tracking, start_tracking
 from search.training.checkpoints import TrialCheckpoints, default_dir
 from search.training.device import free_device_memory
 from search.training.objective import Objective
@@ -56,6 +57,7 @@ class WorkerJob:
     save_models: str = "best"  # search.study.spec.SAVE_MODES
     checkpoint_dir: str | None = None  # --checkpoint-dir (search.training.checkpoints.default_dir)
     checkpoint_every: float = SAVE_EVERY_SECONDS  # --checkpoint-every
+    track: tuple[str, ...] = ()  # --track: the experiment trackers this worker logs its trials to
 
 
 def thread_share(jobs: int, cores: int | None = None) -> int:
@@ -80,19 +82,31 @@ def seed_index(storage: RDBStorage, worker: int) -> int:
 
 
 def work(job: WorkerJob, storage: RDBStorage, study: optuna.Study, objective: Objective,
-         show: bool = False) -> ProgressCallback:
-    """Run gated trials until the study-wide target; returns the callback (failure count)."""
+         show: bool = False, tracking: Tracking | None = None) -> ProgressCallback:
+    """Run gated trials until the study-wide target; returns the callback (failure count).
+
+    Each trial this process finishes is logged to the job's trackers (search.tracking), through
+    ``tracking`` where the caller started it early, else started here.
+    """
     callback = ProgressCallback(job.target, show=show)
     callback.start(finished(count_states(study)))
+    tracking = tracking or start_tracking(job.track)
+    tracking.open(job.study, job.url)
+    ended = False  # not by Ctrl-C, SIGTERM or an error
     try:
         optimize_to_target(
             study, objective, job.target, target_lock(storage, job.study),
-            timeout=job.timeout, callbacks=[callback], catch=(RuntimeError, MemoryError),
+            timeout=job.timeout, callbacks=[callback, *tracking.callbacks],
+            catch=(RuntimeError, MemoryError),
             should_stop=lambda: callback.gave_up or save_failure(objective.on_trained) is not None,
             after_trial=lambda: free_device_memory(objective.device), poll_s=job.poll_s,
             label=worker_label(job.worker))
+        ended = True
     finally:
         callback.close()
+        # Trials finished before a Ctrl-C are still logged, but a stopped run waits less for it.
+        tracking.close(done=ended and finished(count_states(study)) >= job.target,
+                       wait_s=CLOSE_WAIT_S if ended else STOPPED_WAIT_S)
     return callback
 
 
@@ -110,6 +124,7 @@ def run_worker(job: WorkerJob) -> int:
     """Body of one worker process; returns its exit code."""
     torch.set_num_threads(job.threads)
     cli.quiet_libraries()
+    tracking = start_tracking(job.track)  # its imports overlap ours and the data's loading
     storage = open_storage(job.url, job.heartbeat, job.max_retry)
     spec = StudySpec.from_flat(stored_spec(storage, job.study) or {})
     data = load_bundle(spec.data)
@@ -119,7 +134,7 @@ def run_worker(job: WorkerJob) -> int:
                                 default_dir(job.study, job.url, job.checkpoint_dir),
                                 job.checkpoint_every)
     try:
-        callback = work(job, storage, study, objective)
+        callback = work(job, storage, study, objective, tracking=tracking)
     except KeyboardInterrupt:
         return cli.EXIT_INTERRUPTED
     failure = save_failure(objective.on_trained)

@@ -162,6 +162,14 @@ CASES = [
     Case("run-baseline-not-a-bool-in-spec", "run", ("--config", "spec.toml"), "baseline must be "
          "true or false but got 'yes'", spec('baseline = "yes"\n')),
     Case("run-contradicts-stored-spec", "run", ("--epochs", "3"), "epochs=1, not 3", study),
+    # search.run: experiment trackers
+    Case("run-unknown-tracker", "run", ("--track", "wandb"), "'wandb'"),
+    Case("run-track-not-a-list-in-spec", "run", ("--config", "spec.toml"), "track must be a list "
+         "of tracker names (mlflow, tensorboard) but got 'mlflow'", spec('track = "mlflow"\n')),
+    Case("run-tracked-unknown-dataset", "run", ("--track", "mlflow", "--track", "tensorboard",
+                                                "--dataset", "imagenet"), "'imagenet'"),
+    Case("run-unknown-tracker-in-spec", "run", ("--config", "spec.toml"), "unknown tracker "
+         "'wandb'; known: mlflow, tensorboard", spec('track = ["mlflow", "wandb"]\n')),
     # search.run: storage
     Case("run-postgres-closed-port", "run", ("--storage", PG_CLOSED, *TINY), "127.0.0.1:1",
          hidden="s3cret"),
@@ -193,6 +201,8 @@ CASES = [
          study),
     Case("report-study-name-climbs", "report", ("--study", "../etc",), "'../etc'"),
     Case("report-seeds-zero", "report", ("--seeds", "0",), "'0'"),
+    Case("report-tracker-without-files", "report", ("--track", "tensorboard"), "'tensorboard'",
+         study),
     Case("report-postgres-closed-port", "report", ("--storage", PG_CLOSED), "127.0.0.1:1",
          hidden="s3cret"),
     Case("report-corrupt-sqlite", "report", (), "studies/digits.db", corrupt_db),
