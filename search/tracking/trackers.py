@@ -105,7 +105,7 @@ class Tracking:
 
     The host (search.tracking.host) is a process of its own, fed JSON lines on its stdin by a
     thread here, so that neither ``import mlflow`` nor mlflow's work per trial (about 2 s and
-    13 ms of CPU) takes the GIL from training (docs/benchmarks/tracking.md). Its messages come
+    17-30 ms of CPU a trial) takes the GIL from training (docs/benchmarks/tracking.md). Its messages come
     back on its stdout, and are printed here, where the progress bar is.
     """
 
