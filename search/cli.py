@@ -62,24 +62,23 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
-def positive_float(text: str) -> float:
+def _finite_float(text: str, ok: Callable[[float], bool], wanted: str) -> float:
+    """A finite number for which ``ok`` holds; else one line naming the text (nan fails ``ok``)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number but got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number but got {text!r}")
+    if not ok(value) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {wanted} but got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _finite_float(text, lambda v: v > 0, "a positive number")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number but got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 but got {text!r}")
-    return value
+    return _finite_float(text, lambda v: v >= 0, "a number >= 0")
 
 
 _VALUE_NONE = re.compile(r"^Trial \d+ failed with value None\.$")

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torchvision import datasets as tv
 
+from search.hints import first_line
+
 # Bytes one IDX file may unpack to: ten times MNIST's largest (47 MB of training images), so a
 # gzip bomb named like an MNIST file cannot fill the memory.
 MAX_IDX_BYTES = 470_000_000
@@ -147,8 +149,7 @@ def _unpickle(path: Path) -> object:
     try:
         return _BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
     except Exception as error:  # noqa: BLE001 - unpickling bad bytes raises almost any type
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataFileError(f"{str(path)!r} is not a readable CIFAR file: {reason}") from None
+        raise DataFileError(f"{str(path)!r} is not a readable CIFAR file: {first_line(error)}") from None
 
 
 def _cifar_table(path: Path, keys: tuple[str, ...]) -> dict:

@@ -32,6 +32,7 @@ import torch
 from optuna.trial import TrialState
 
 from model_space import TrialConfig
+from search.hints import first_line
 from search.optuna_private import system_attrs
 from search.study.spec import SAVE_EVERY_SECONDS
 from search.study.storage import sqlite_path
@@ -78,7 +79,7 @@ class TrialCheckpoints:
         try:
             return _read(path, config)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as error:
-            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            reason = first_line(error)[:160]
             print(f"warning: trial checkpoint {str(path)!r} is unusable ({reason}); the trial "
                   "starts again from epoch 0", file=sys.stderr)
             path.unlink(missing_ok=True)
