@@ -125,7 +125,7 @@ SPEC_KEYS = (
 
 
 # Writing every epoch of a trial whose epochs last a fraction of a second (digits) cost 4-7% of
-# its training; a write at most every 2 s cost 0.1% (docs/benchmarks/resume.md), and bounds what
+# its training; a write at most every 2 s cost -0.1% (noise; docs/benchmarks/resume.md), and bounds what
 # kill -9 loses to 2 s of training (or one epoch, where epochs are longer).
 SAVE_EVERY_SECONDS = 2.0
 
