@@ -153,6 +153,10 @@ CASES = [
          spec("[space]\nwidths = []\n")),
     Case("run-dropout-one", "run", ("--config", "spec.toml"), "space.dropout",
          spec("[space]\ndropout = [0.2, 1.0]\n")),
+    Case("run-convs-above-four", "run", ("--config", "spec.toml"), "space.convs must lie in "
+         "[1, 4] but got [2, 5]", spec("[space]\nconvs = [2, 5]\n")),
+    Case("run-cutout-whole-image", "run", ("--config", "spec.toml"), "space.cutout",
+         spec("[space]\ncutout = [0.0, 1.0]\n")),
     Case("run-negative-trials-in-spec", "run", ("--config", "spec.toml"), "trials must be an "
          "integer >= 1 but got -5", spec("trials = -5\n")),
     Case("run-negative-patience-in-spec", "run", ("--config", "spec.toml"), "patience must be an "
