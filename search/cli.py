@@ -73,6 +73,14 @@ def _finite_float(text: str, ok: Callable[[float], bool], wanted: str) -> float:
     return value
 
 
+def name_list(text: str) -> list[str]:
+    """``a,b,c`` as a list of names; an empty name is refused here, unknown ones by the spec."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names but got {text!r}")
+    return names
+
+
 def positive_float(text: str) -> float:
     return _finite_float(text, lambda v: v > 0, "a positive number")
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 PROG = "python -m search.run"
 # CLI flag -> spec or run key; flags left at None were not given and do not override.
 SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "baseline", "data_dir",
-              "image_size", "train_subset")
+              "image_size", "train_subset", "objectives", "max_params", "max_macs",
+              "max_latency_ms", "latency_device", "latency_batch", "latency_threads")
 RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs", "checkpoint_dir",
              "checkpoint_every", "track")
 
@@ -49,6 +50,22 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
                    help="try the textbook recipe (SGD, Nesterov, cosine) as a new study's first "
                         "trial (default: on, except on digits)")
+    p.add_argument("--objectives", type=cli.name_list, metavar="NAMES",
+                   help="val_accuracy, then costs to minimise as well (n_params, macs, "
+                        "latency_ms), comma-separated: a multi-objective (Pareto) search")
+    p.add_argument("--max-params", type=cli.positive_int, metavar="N",
+                   help="never train a model with more parameters")
+    p.add_argument("--max-macs", type=cli.positive_int, metavar="N",
+                   help="never train a model with more multiply-accumulates per image")
+    p.add_argument("--max-latency-ms", type=cli.positive_float, metavar="MS",
+                   help="never train a model slower than this (median forward pass, measured "
+                        "on --latency-device before training)")
+    p.add_argument("--latency-device", help="where latency is measured: cpu (default), cuda "
+                   "or cuda:N")
+    p.add_argument("--latency-batch", type=cli.positive_int,
+                   help="images per forward pass when measuring latency (default 1)")
+    p.add_argument("--latency-threads", type=cli.positive_int,
+                   help="CPU threads when measuring latency (default 1)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--jobs", type=cli.positive_int,
                    help="worker processes on this machine, sharing the study (default 1)")

@@ -24,6 +24,12 @@ BASELINE_ATTR = "baseline"  # True on the textbook-recipe trial a study starts f
 WORKER_ATTR = "worker"  # who ran the trial: "host:pid:worker index"
 FAIL_REASON = "fail_reason"  # why a trial failed, one line
 N_PARAMS = "n_params"  # trainable parameters of the trial's model
+MACS = "macs"  # multiply-accumulates of one image's forward pass (search.training.costs)
+LATENCY_MS = "latency_ms"  # median forward pass, measured as LATENCY_SETUP says
+LATENCY_SETUP = "latency_setup"  # where latency was measured, e.g. "cpu, batch 1, 1 thread"
+OVER_LIMIT = "over_limit"  # why a trial was never trained, e.g. "n_params 25,010 > max_params 20,000"
+# A multi-objective trial's val accuracy after each epoch (Trial.report serves one objective).
+VAL_CURVE = "val_accuracies"
 DEVICE = "device"  # where the trial trained, e.g. "cpu" or "cuda:0"
 EPOCHS_RUN = "epochs_run"  # epochs trained (pruned and stopped trials train fewer)
 SECONDS_PER_EPOCH = "seconds_per_epoch"

@@ -54,7 +54,8 @@ class BestConfig:
 
 
 def from_trial(*, study: str, trial: int, value: float | None, params: dict[str, Any],
-               spec: StudySpec, config: TrialConfig) -> BestConfig:
+               spec: StudySpec, config: TrialConfig,
+               costs: dict[str, Any] | None = None) -> BestConfig:
     """The best config of a study's trial, stamped with the versions that trained it."""
     import optuna
     import torch
@@ -64,6 +65,8 @@ def from_trial(*, study: str, trial: int, value: float | None, params: dict[str,
         "trial": trial,
         "val_accuracy": value,
         "params": params,
+        # n_params, macs, latency_ms and where latency was measured, before the trial trained.
+        "costs": costs or {},
         "optuna_version": optuna.__version__,
         "torch_version": str(torch.__version__),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -22,6 +22,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from optuna.visualization import matplotlib as ovm  # noqa: E402
 
+from search.schema import VAL_CURVE  # noqa: E402
+
 DPI = 100
 COMPLETE_COLOR = "#1f77b4"
 PRUNED_COLOR = "#bbbbbb"
@@ -33,12 +35,40 @@ def _figure(ax: Axes | object) -> plt.Figure:
     return first.figure
 
 
+def _single(study: optuna.Study) -> bool:
+    return len(study.directions) == 1
+
+
+def _accuracy(draw: Callable[..., object]) -> Callable[[optuna.Study], object]:
+    """An Optuna plot of val accuracy, the first objective, in any study of ours."""
+    def drawn(study: optuna.Study, **kwargs: object) -> object:
+        if _single(study):
+            return draw(study, **kwargs)
+        return draw(study, target=lambda t: t.values[0], target_name="val_accuracy", **kwargs)
+    return drawn
+
+
+def _curves(study: optuna.Study) -> Axes:
+    """Each trial's val accuracy per epoch: Optuna's plot of intermediate values, or, in a
+    multi-objective study (where Trial.report is refused), the curves kept in user attrs."""
+    if _single(study):
+        return ovm.plot_intermediate_values(study)
+    _, ax = plt.subplots()
+    for t in study.get_trials(deepcopy=False):
+        curve = t.user_attrs.get(VAL_CURVE)
+        if isinstance(curve, list) and curve:
+            ax.plot(range(1, len(curve) + 1), curve, marker=".", label=f"Trial{t.number}")
+    if not ax.get_lines():
+        raise ValueError("no trial has finished an epoch")
+    return ax
+
+
 def _learning_curves(study: optuna.Study) -> Axes:
-    """Intermediate values with complete trials in colour and pruned ones in grey.
+    """Learning curves with complete trials in colour and pruned ones in grey.
 
     Optuna's own legend names every trial, which is unreadable at 100 trials.
     """
-    ax = ovm.plot_intermediate_values(study)
+    ax = _curves(study)
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     for line in ax.get_lines():
         number = int(line.get_label().removeprefix("Trial"))
@@ -64,14 +94,21 @@ def _parallel(study: optuna.Study) -> Axes:
     params = _shared_params(study)
     if len(params) < 2:
         raise ValueError("fewer than two parameters are shared by all complete trials")
-    return ovm.plot_parallel_coordinate(study, params=params)
+    return _accuracy(ovm.plot_parallel_coordinate)(study, params=params)
+
+
+def _pareto_front(study: optuna.Study) -> Axes:
+    ax = ovm.plot_pareto_front(study, target_names=list(study.metric_names or []) or None)
+    ax.set_title("Pareto front (complete trials; the front in red)")
+    return ax
 
 
 # name -> (title, drawing function, figure size in inches).
 PLOTS: dict[str, tuple[str, Callable[[optuna.Study], object], tuple[float, float]]] = {
-    "optimization_history": ("Optimization history", ovm.plot_optimization_history, (8, 5)),
+    "optimization_history": ("Optimization history", _accuracy(ovm.plot_optimization_history),
+                             (8, 5)),
     "intermediate_values": ("Learning curves, complete and pruned", _learning_curves, (8, 5)),
-    "param_importances": ("Parameter importances", ovm.plot_param_importances, (8, 5)),
+    "param_importances": ("Parameter importances", _accuracy(ovm.plot_param_importances), (8, 5)),
     # One axis per parameter, each with its own tick labels: it needs the width.
     "parallel_coordinate": ("Parallel coordinates", _parallel, (14, 6)),
 }
@@ -87,7 +124,10 @@ def study_plots(study: optuna.Study, folder: Path) -> dict[str, Path | str]:
     """Draw every study plot into ``folder``; name -> PNG path, or the reason it is missing."""
     folder.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, Path | str] = {}
-    for name, (_, draw, size) in PLOTS.items():
+    plots = dict(PLOTS)
+    if not _single(study):
+        plots["pareto_front"] = ("Pareto front", _pareto_front, (8, 6))
+    for name, (_, draw, size) in plots.items():
         try:
             with warnings.catch_warnings():
                 # The matplotlib backend is marked experimental; its output is what we want.

@@ -23,6 +23,7 @@ from search.data.registry import DataBundle, load_test_split, load_train_val
 from search.results.best_config import BestConfig
 from search.results.checkpoint import load_checkpoint, write_checkpoint
 from search.results.export import export_program
+from search.training.costs import LatencySetup, count_macs, measure_latency
 from search.training.loop import Normalizer, fit, predict
 from search.training.objective import seed_everything
 
@@ -54,7 +55,8 @@ def _summary(per_seed: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def retrain(best: BestConfig, seeds: int, out: Path, device: torch.device,
-            epochs: int | None = None, done: Path | None = None) -> RetrainResult:
+            epochs: int | None = None, done: Path | None = None,
+            latency: LatencySetup | None = None) -> RetrainResult:
     """Train once per seed on train+val, test each once; save the first seed's model.
 
     ``done``: a folder that keeps each finished seed (its metrics; the first seed's weights too),
@@ -83,6 +85,8 @@ def retrain(best: BestConfig, seeds: int, out: Path, device: torch.device,
         model = finished.first_model(device)  # type: ignore[union-attr]
     predictions = predict(model, test.x, normalize)
     metrics = _metrics(best, per_seed, model, epochs, len(data.train), len(test), device)
+    # The costs where the model will run: the study's latency setup, else one CPU thread.
+    metrics.update(_costs(model, data.input_shape, latency or LatencySetup()))
     out.mkdir(parents=True, exist_ok=True)
     _save(out, model.cpu(), best, data, metrics)
     if finished is not None:
@@ -154,6 +158,14 @@ def _metrics(best: BestConfig, per_seed: list[dict[str, Any]], model: torch.nn.M
         "n_test": n_test,
         "device": str(device),
     }
+
+
+def _costs(model: torch.nn.Module, input_shape: tuple[int, int, int],
+           latency: LatencySetup) -> dict[str, Any]:
+    """The saved model's costs, measured again on this machine (search.training.costs)."""
+    return {"macs": count_macs(model, input_shape),
+            "latency_ms": measure_latency(model, input_shape, latency),
+            "latency_setup": latency.describe()}
 
 
 def _save(out: Path, model: torch.nn.Module, best: BestConfig, data: DataBundle,

@@ -10,10 +10,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from model_space import TrialConfig, sample_config
+from search.results.front import accuracy, costs_of, pareto_trials
 from search.results.plots import PLOTS
 from search.results.render import Image, Section, Table, Text
-from search.schema import BASELINE_ATTR, EPOCHS_RUN, N_PARAMS, RESUMED_FROM_EPOCH
-from search.study.spec import StudySpec
+from search.schema import (
+    BASELINE_ATTR,
+    EPOCHS_RUN,
+    LATENCY_MS,
+    MACS,
+    N_PARAMS,
+    OVER_LIMIT,
+    RESUMED_FROM_EPOCH,
+)
+from search.study.spec import LIMITS, StudySpec
 
 TOP = 10
 
@@ -27,6 +36,7 @@ class ReportFacts:
     metrics: dict[str, Any]  # metrics.json
     plots: dict[str, Path | str]  # name -> PNG, or why it is missing
     report_seconds: float
+    why: str = "the most accurate trial"  # why ``best`` is the trial exported
 
 
 def _epochs(trial: FrozenTrial) -> int:
@@ -50,10 +60,26 @@ def _baseline(trials: list[FrozenTrial], best: FrozenTrial) -> list[tuple[str, s
     first = next((t for t in trials if t.user_attrs.get(BASELINE_ATTR)), None)
     if first is None:
         return []
-    if first.state != TrialState.COMPLETE or first.value is None:
+    if first.state != TrialState.COMPLETE or not first.values:
         return [("textbook recipe", f"trial #{first.number}, {first.state.name.lower()}")]
-    return [("textbook recipe", f"trial #{first.number}, validation accuracy {first.value:.4f}; "
-                                f"the best trial is {best.value - first.value:+.4f} over it")]
+    return [("textbook recipe", f"trial #{first.number}, validation accuracy "
+                                f"{accuracy(first):.4f}; the exported trial is "
+                                f"{accuracy(best) - accuracy(first):+.4f} over it")]
+
+
+def _costs(f: ReportFacts, trials: list[FrozenTrial]) -> list[tuple[str, str]]:
+    m = f.metrics
+    rows = []
+    if "macs" in m:
+        rows.append(("model cost", f"{m['n_params']:,} parameters, {m['macs']:,} MACs per image, "
+                                   f"{m['latency_ms']:.3f} ms per forward pass "
+                                   f"({m['latency_setup']}; measured again on the saved model)"))
+    if f.spec.limits:
+        over = sum(OVER_LIMIT in t.user_attrs for t in trials)
+        limits = ", ".join(f"{key} {getattr(f.spec, key):,g}" for key in LIMITS
+                           if getattr(f.spec, key) is not None)
+        rows.append(("limits", f"{limits}: {over} trials over a limit were never trained"))
+    return rows
 
 
 def _resumed(trials: list[FrozenTrial]) -> list[tuple[str, str]]:
@@ -65,6 +91,12 @@ def _resumed(trials: list[FrozenTrial]) -> list[tuple[str, str]]:
                                f"{sum(restored)} epochs not trained again")]
 
 
+def _pruner(f: ReportFacts) -> str:
+    if len(f.spec.objectives) == 1 or f.spec.pruner == "none":
+        return f.spec.pruner
+    return "successive halving on Pareto ranks (search.strategy.pareto)"
+
+
 def _summary(f: ReportFacts) -> Table:
     trials = f.study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -74,11 +106,13 @@ def _summary(f: ReportFacts) -> Table:
     per_seed = ", ".join(f"{s['test_accuracy']:.4f}" for s in m["per_seed"])
     rows = [
         ("dataset", f"{f.spec.data.dataset} ({m['n_train']} train+val, {m['n_test']} test images)"),
-        ("best trial", f"#{f.best.number}, validation accuracy {f.best.value:.4f}"),
+        ("exported trial", f"#{f.best.number}, validation accuracy {accuracy(f.best):.4f}: "
+                           f"{f.why}"),
         ("test accuracy", f"{m['test_accuracy_mean']:.4f} ± {m['test_accuracy_std']:.4f} "
                           f"(mean ± std over {len(m['per_seed'])} retrains: {per_seed})"),
         ("retrained model", f"{m['n_params']:,} parameters, {m['epochs']} epochs on train+val, "
                             f"{m['train_seconds']:.1f} s of training in all on {m['device']}"),
+        *_costs(f, trials),
         *_baseline(trials, f.best),
         ("trials", trial_counts(trials)),
         ("epochs spent", f"{spent} of {unpruned} without pruning ({len(finished)} finished trials × "
@@ -86,7 +120,7 @@ def _summary(f: ReportFacts) -> Table:
         *_resumed(trials),
         ("search wall time", f"{_wall_seconds(trials):.1f} s (first trial start to last trial end)"),
         ("report time", f"{f.report_seconds:.1f} s (retrains and plots included)"),
-        ("search", f"sampler {f.spec.sampler}, pruner {f.spec.pruner}, seed {f.spec.seed}"),
+        ("search", f"sampler {f.spec.sampler}, pruner {_pruner(f)}, seed {f.spec.seed}"),
     ]
     return Table(("", "value"), rows)
 
@@ -105,16 +139,32 @@ def _best_params(f: ReportFacts) -> Table:
 
 def _top(f: ReportFacts) -> Table:
     complete = f.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ranked = sorted(complete, key=lambda t: t.value, reverse=True)[:TOP]
+    ranked = sorted(complete, key=accuracy, reverse=True)[:TOP]
     rows = []
     for rank, t in enumerate(ranked, 1):
         c = sample_config(optuna.trial.FixedTrial(t.params), f.spec.space)
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.duration else 0.0
-        rows.append((str(rank), str(t.number), f"{t.value:.4f}", _format(c.widths), c.optimizer,
+        rows.append((str(rank), str(t.number), f"{accuracy(t):.4f}", _format(c.widths), c.optimizer,
                      f"{c.lr:.3g}", f"{c.weight_decay:.2g}", f"{c.dropout:.2f}", str(c.batch_size),
                      f"{t.user_attrs.get(N_PARAMS, 0):,}", f"{seconds:.1f}"))
     return Table(("rank", "trial", "val acc", "widths", "optimizer", "lr", "weight decay",
                   "dropout", "batch", "params", "seconds"), rows)
+
+
+def _pareto(f: ReportFacts) -> list[Section]:
+    """A multi-objective study's front, cheapest first, with the exported trial marked."""
+    if len(f.study.directions) == 1:
+        return []
+    rows = []
+    for t in pareto_trials(f.study):
+        c = costs_of(t)
+        rows.append(("→" if t.number == f.best.number else "", str(t.number),
+                     f"{accuracy(t):.4f}", f"{c.get(N_PARAMS, 0):,}", f"{c.get(MACS, 0):,}",
+                     f"{float(c.get(LATENCY_MS, 0.0)):.3f}"))
+    table = Table(("exported", "trial", "val acc", "params", "MACs", "latency ms"), rows)
+    return [Section("Pareto front", [Text(f"Objectives: {', '.join(f.spec.objectives)}. "
+                                          f"Exported: {f.why}."), table,
+                                     _image(f, "pareto_front", "Pareto front")])]
 
 
 def _per_seed(f: ReportFacts) -> Table:
@@ -140,6 +190,7 @@ def sections(f: ReportFacts) -> list[Section]:
     plots = [_image(f, name, title) for name, (title, *_) in PLOTS.items()]
     return [
         Section("Summary", [_summary(f)]),
+        *_pareto(f),
         Section("Best configuration", [_best_params(f)]),
         Section("Test accuracy per retrain", [_per_seed(f), _image(
             f, "confusion_matrix", "Confusion matrix on the test split (first seed's model)")]),

@@ -35,6 +35,10 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
                                           warn_asynchronous_seeding=False)
 
 
+def _nsga2(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
 def _random(seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
@@ -45,6 +49,7 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "cmaes": _cmaes,
     "gp": _gp,
     "qmc": _qmc,
+    "nsga2": _nsga2,
 }
 
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
@@ -56,8 +61,20 @@ PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
 }
 
 
-def make_sampler(name: str, seed: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
+def _multi_objective_tpe(seed: int, constant_liar: bool) -> optuna.samplers.BaseSampler:
+    # Stock multivariate TPE: its multi-objective split (non-dominated sorting, then
+    # hypervolume) is Optuna's; GroupedTPESampler's faster bookkeeping covers one objective.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=constant_liar, n_startup_trials=10)
+
+
+def make_sampler(name: str, seed: int, parallel: bool = False,
+                 objectives: int = 1) -> optuna.samplers.BaseSampler:
     """``parallel``: other workers may run trials at the same time as this one."""
+    if name == "tpe" and objectives > 1:
+        return _multi_objective_tpe(seed, constant_liar=parallel)
     if name == "tpe":
         # The constant liar only matters beside other workers, and it turns off the sampler's
         # per-trial cache (one storage read per parameter group instead of one per trial).

@@ -19,6 +19,10 @@ MAX_CONSECUTIVE_FAILURES = 10
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The most accurate complete trial (in a multi-objective study too), or None."""
+    if len(study.directions) > 1:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return max(complete, key=lambda t: t.values[0], default=None)
     try:
         return study.best_trial
     except ValueError:
@@ -58,7 +62,7 @@ class ProgressCallback:
             return
         counts = count_states(study)
         best = best_trial(study)
-        best_text = f"{best.value:.4f}" if best is not None else "-"
+        best_text = f"{best.values[0]:.4f}" if best is not None else "-"
         self.bar.n = min(finished(counts), self.target)
         self.bar.set_postfix_str(f"best {best_text} pruned {counts[TrialState.PRUNED]} "
                                  f"failed {counts[TrialState.FAIL]}", refresh=True)
@@ -97,8 +101,11 @@ def summary(study: optuna.Study, target: int, url: str, seconds: float) -> str:
     if best is None:
         lines.append("no trial has completed yet")
     else:
-        lines.append(f"best val_accuracy {best.value:.4f} (trial {best.number}): "
+        lines.append(f"best val_accuracy {best.values[0]:.4f} (trial {best.number}): "
                      f"{format_params(best.params)}")
+        if len(study.directions) > 1:
+            lines.append(f"pareto front: {len(study.best_trials)} trials "
+                         "(python -m search.report shows them)")
     resumed = resumed_epochs(study)
     if resumed:
         lines.append(f"resumed: {len(resumed)} trial(s) continued from their checkpoint, "

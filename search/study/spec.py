@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,12 @@ from search.strategy.samplers import PRUNER_NAMES, SAMPLER_NAMES
 SAVE_MODES = ("best", "all", "none")
 # --track: the experiment trackers a run can log its trials to (search.tracking).
 TRACKERS = ("mlflow", "tensorboard")
+# --objectives: validation accuracy (maximised, always first) and the costs a trial may also
+# minimise, measured before it trains (search.training.costs).
+ACCURACY = "val_accuracy"
+COSTS = ("n_params", "macs", "latency_ms")
+# Limit key -> the cost it bounds.
+LIMITS = {"max_params": "n_params", "max_macs": "macs", "max_latency_ms": "latency_ms"}
 
 
 class SpecError(InputError):
@@ -50,6 +57,31 @@ MIN_IMAGE_SIZE = 4
 MAX_EPOCHS = 10_000
 
 
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value < float("inf")):
+        raise SpecError(f"{name} must be a positive number but got {value!r}")
+
+
+# A latency batch or thread count beyond these is a typo: no CNN here is served that way.
+MAX_LATENCY_BATCH = 4096
+MAX_LATENCY_THREADS = 256
+_LATENCY_DEVICE = re.compile(r"cpu|cuda(:\d{1,3})?")
+
+
+def _objectives(value: Any) -> tuple[str, ...]:
+    """``objectives`` as a tuple: val_accuracy first, then costs from COSTS, each once."""
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise SpecError(f"objectives must be a list of names ({ACCURACY}, then any of "
+                        f"{', '.join(COSTS)}) but got {value!r}")
+    for name in value:
+        _one_of("objective", name, (ACCURACY, *COSTS))
+    if value[0] != ACCURACY or len(set(value)) != len(value):
+        raise SpecError(f"objectives must start with {ACCURACY} and name each objective once "
+                        f"but got {','.join(map(str, value))!r}")
+    return tuple(value)
+
+
 def _one_of(name: str, value: Any, known: tuple[str, ...]) -> None:
     if value not in known:
         raise SpecError(f"unknown {name} {value!r}; known: {', '.join(known)}")
@@ -76,6 +108,18 @@ class StudySpec:
     # search starts from a usable model. search.run turns it off on digits (default_baseline).
     baseline: bool = True
     space: SearchSpace = field(default_factory=SearchSpace)
+    # What the study optimises: val_accuracy alone, or with costs from COSTS (a multi-objective
+    # study: accuracy maximised, costs minimised, pruned by search.strategy.pareto).
+    objectives: tuple[str, ...] = (ACCURACY,)
+    # Limits on what a trained model may cost; a trial over one is never trained (LIMITS).
+    max_params: int | None = None
+    max_macs: int | None = None
+    max_latency_ms: float | None = None
+    # Where and how latency is measured (search.training.costs): the device a model will run
+    # on, the batch it will get, and the CPU threads it will have.
+    latency_device: str = "cpu"
+    latency_batch: int = 1
+    latency_threads: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.data.dataset, str) or not self.data.dataset:
@@ -96,6 +140,28 @@ class StudySpec:
         _one_of("pruner", self.pruner, PRUNER_NAMES)
         if not isinstance(self.baseline, bool):
             raise SpecError(f"baseline must be true or false but got {self.baseline!r}")
+        object.__setattr__(self, "objectives", _objectives(self.objectives))
+        for key in ("max_params", "max_macs"):
+            if getattr(self, key) is not None:
+                _whole(key, getattr(self, key), 1)
+        if self.max_latency_ms is not None:
+            _positive("max_latency_ms", self.max_latency_ms)
+        if not isinstance(self.latency_device, str) or not _LATENCY_DEVICE.fullmatch(
+                self.latency_device):
+            raise SpecError(f"latency_device must be cpu, cuda or cuda:N but got "
+                            f"{self.latency_device!r}")
+        _whole("latency_batch", self.latency_batch, 1, MAX_LATENCY_BATCH)
+        _whole("latency_threads", self.latency_threads, 1, MAX_LATENCY_THREADS)
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """Cost name -> the most a trial's model may cost, for the limits that are set."""
+        return {cost: float(getattr(self, key)) for key, cost in LIMITS.items()
+                if getattr(self, key) is not None}
+
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize" if name == ACCURACY else "minimize" for name in self.objectives]
 
     def to_flat(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""
@@ -103,6 +169,12 @@ class StudySpec:
         del flat["download"]  # how to fetch the files, not what they are
         flat.update(epochs=self.epochs, patience=self.patience, seed=self.seed,
                     sampler=self.sampler, pruner=self.pruner, baseline=self.baseline)
+        # Deployment keys are stored only when they differ from the defaults, so a study that
+        # sets none stores what it stored before they existed.
+        for key in DEPLOY_KEYS:
+            value = getattr(self, key)
+            if value != DEPLOY_DEFAULTS[key]:
+                flat[key] = list(value) if isinstance(value, tuple) else value
         flat["space"] = self.space.to_dict()
         return flat
 
@@ -122,6 +194,8 @@ SPEC_KEYS = (
     {f.name for f in dataclasses.fields(DataOptions)} - {"download"}
     | {f.name for f in dataclasses.fields(StudySpec)} - {"data"}
 )
+DEPLOY_KEYS = ("objectives", *LIMITS, "latency_device", "latency_batch", "latency_threads")
+DEPLOY_DEFAULTS = {key: getattr(StudySpec(), key) for key in DEPLOY_KEYS}
 
 
 # Writing every epoch of a trial whose epochs last a fraction of a second (digits) cost 4-7% of
@@ -289,6 +363,10 @@ def default_baseline(spec: StudySpec, asked: dict[str, Any],
     return dataclasses.replace(spec, baseline=spec.data.dataset != "digits")
 
 
+def _flat(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def merge_stored(stored: dict[str, Any] | None, asked: dict[str, Any], study: str) -> dict[str, Any]:
     """Combine a study's stored spec with what this run asks; refuse contradictions."""
     if stored is None:
@@ -302,7 +380,8 @@ def merge_stored(stored: dict[str, Any] | None, asked: dict[str, Any], study: st
                         f"study {study!r} was created with space.{space_key}={before}, not "
                         f"{list(space_value)}; use another --study name to search a new space")
             continue
-        if key in stored and stored[key] != value:
-            raise SpecError(f"study {study!r} was created with {key}={stored[key]!r}, not "
+        before = stored.get(key, _flat(DEPLOY_DEFAULTS[key]) if key in DEPLOY_DEFAULTS else value)
+        if _flat(before) != _flat(value):
+            raise SpecError(f"study {study!r} was created with {key}={before!r}, not "
                             f"{value!r}; use another --study name for a different setup")
     return stored

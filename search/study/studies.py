@@ -15,9 +15,9 @@ from optuna.trial import FrozenTrial, TrialState
 from model_space import SearchSpace, baseline_params
 from search.errors import UsageError
 from search.optuna_private import storage_of, study_id
-from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, OBJECTIVE_NAME, SPEC_ATTR
+from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, SPEC_ATTR
 from search.strategy.samplers import make_pruner, make_sampler
-from search.study.spec import SpecError, StudySpec
+from search.study.spec import ACCURACY, SpecError, StudySpec
 from search.study.storage import RetryAsNew, mask_url, open_user_storage
 
 
@@ -71,11 +71,18 @@ def check_ours(storage: BaseStorage, study: str, study_id: int) -> None:
         raise NotOursError(f"{where} was not made by cnn-search (it has no stored spec), and "
                          "cnn-search never writes into another's study; name another --study "
                          "or --storage")
+    spec = _parse_spec(study, storage.get_study_user_attrs(study_id)[SPEC_ATTR])
+    wanted = spec.get("objectives", [ACCURACY])
+    if not isinstance(wanted, list) or not wanted:
+        wanted = [ACCURACY]  # StudySpec's own check names the bad value
+    expected = [optuna.study.StudyDirection.MAXIMIZE if name == ACCURACY
+                else optuna.study.StudyDirection.MINIMIZE for name in wanted]
     directions = storage.get_study_directions(study_id)
-    if directions != [optuna.study.StudyDirection.MAXIMIZE]:
+    if directions != expected:
         shown = ", ".join(d.name.lower() for d in directions)
-        raise UsageError(f"{where} optimizes in direction(s) {shown}; a cnn-search study "
-                         f"maximizes one objective, {OBJECTIVE_NAME}")
+        raise UsageError(f"{where} optimizes in direction(s) {shown}; its spec's objectives "
+                         f"({', '.join(map(str, wanted))}) need "
+                         f"{', '.join(d.name.lower() for d in expected)}")
 
 
 def _parse_spec(study: str, raw: Any) -> dict[str, Any]:
@@ -108,19 +115,23 @@ def load_or_create(name: str, storage: RDBStorage, spec: StudySpec,
     if existing:
         n_existing = len(storage.get_all_trials(storage.get_study_id_from_name(name),
                                                 deepcopy=False))
+    multi = len(spec.objectives) > 1
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         sampler=make_sampler(spec.sampler, sampler_seed(spec.seed, n_existing, worker),
-                             parallel=_is_shared(storage) if parallel is None else parallel),
-        pruner=make_pruner(spec.pruner, spec.epochs),
-        direction="maximize",
+                             parallel=_is_shared(storage) if parallel is None else parallel,
+                             objectives=len(spec.objectives)),
+        # A multi-objective study prunes in its objective (search.strategy.pareto): Optuna's
+        # pruners serve one objective.
+        pruner=optuna.pruners.NopPruner() if multi else make_pruner(spec.pruner, spec.epochs),
+        directions=spec.directions,
         load_if_exists=True,
     )
     if not existing:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            study.set_metric_names([OBJECTIVE_NAME])
+            study.set_metric_names(list(spec.objectives))
         study.set_user_attr(SPEC_ATTR, json.dumps(spec.to_flat()))
     return study
 

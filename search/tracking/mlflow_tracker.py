@@ -33,7 +33,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from sqlalchemy.engine import make_url
 
 from search.optuna_private import rdb_backend
-from search.schema import N_PARAMS, SECONDS_PER_EPOCH, SPEC_ATTR, TRACKING_ID_ATTR, TRAIN_LOSS
+from search.schema import (
+    LATENCY_MS,
+    MACS,
+    N_PARAMS,
+    SECONDS_PER_EPOCH,
+    SPEC_ATTR,
+    TRACKING_ID_ATTR,
+    TRAIN_LOSS,
+)
 from search.study.gate import FileLock, NoLock, TargetLock, target_lock
 from search.study.storage import mask_url
 from search.tracking.record import TrialRecord
@@ -47,7 +55,7 @@ RETRY_TAG = "retry_of"  # a retried trial: its first attempt's number
 # A trial's state as an MLflow run status (as mlflow.optuna's own storage maps them).
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 # Trial user attrs logged as metrics (numbers to sort and plot); the others become tags.
-METRIC_ATTRS = (N_PARAMS, SECONDS_PER_EPOCH, "epochs_run")
+METRIC_ATTRS = (N_PARAMS, MACS, LATENCY_MS, SECONDS_PER_EPOCH, "epochs_run")
 NOT_TAGS = (*METRIC_ATTRS, TRAIN_LOSS)
 # mlflow's own limits on one log_batch call, and on a tag's value.
 MAX_BATCH_METRICS = 1000

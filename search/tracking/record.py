@@ -17,7 +17,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from search.optuna_private import system_attrs
-from search.schema import TRAIN_LOSSES
+from search.schema import TRAIN_LOSSES, VAL_CURVE
 
 # Optuna's states, as the trackers name them.
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
@@ -49,11 +49,11 @@ class TrialRecord:
             number=trial.number,
             state=STATES.get(trial.state, trial.state.name.lower()),
             params=dict(trial.params),
-            val_accuracy={int(step): float(v) for step, v in sorted(trial.intermediate_values.items())},
+            val_accuracy=_val_curve(trial),
             train_loss={i + 1: float(v) for i, v in enumerate(losses)},
             started=trial.datetime_start,
             ended=trial.datetime_complete,
-            attrs={k: v for k, v in trial.user_attrs.items() if k != TRAIN_LOSSES},
+            attrs={k: v for k, v in trial.user_attrs.items() if k not in (TRAIN_LOSSES, VAL_CURVE)},
             retry_of=first if isinstance(first, int) else None,
         )
 
@@ -81,6 +81,15 @@ class TrialRecord:
         (Optuna keeps no time per epoch), so curves plotted against wall time read sensibly."""
         start, end = _seconds(self.started or self.ended), _seconds(self.ended or self.started)
         return start + (end - start) * step / max(self.epochs, 1)
+
+
+def _val_curve(trial: FrozenTrial) -> dict[int, float]:
+    """Epoch -> val accuracy: Optuna's intermediate values, or a multi-objective trial's curve
+    (kept in a user attr: Trial.report serves one objective)."""
+    curve = trial.user_attrs.get(VAL_CURVE)
+    if isinstance(curve, list) and not trial.intermediate_values:
+        return {i + 1: float(v) for i, v in enumerate(curve)}
+    return {int(step): float(v) for step, v in sorted(trial.intermediate_values.items())}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -24,7 +24,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from search.schema import N_PARAMS, SECONDS_PER_EPOCH
+from search.schema import LATENCY_MS, MACS, N_PARAMS, SECONDS_PER_EPOCH
 from search.tracking.record import TrialRecord
 
 # Under the current folder, as torch's SummaryWriter's default; `tensorboard --logdir runs`.
@@ -34,7 +34,7 @@ RUNS_DIR = "runs"
 STATUS = {"complete": api_pb2.STATUS_SUCCESS, "failed": api_pb2.STATUS_FAILURE,
           "pruned": api_pb2.STATUS_UNKNOWN}
 # Trial user attrs written as scalars at step 0, so the HParams table shows them as metrics.
-SIZE_METRICS = (N_PARAMS, SECONDS_PER_EPOCH)
+SIZE_METRICS = (N_PARAMS, MACS, LATENCY_MS, SECONDS_PER_EPOCH)
 
 
 class TensorBoardTracker:

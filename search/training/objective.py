@@ -6,7 +6,7 @@ import contextlib
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -27,18 +27,29 @@ from search.schema import (
     DEVICE,
     EPOCHS_RUN,
     FAIL_REASON,
+    LATENCY_MS,
+    LATENCY_SETUP,
+    MACS,
     N_PARAMS,
+    OVER_LIMIT,
     RESUMED_FROM_EPOCH,
     SECONDS_PER_EPOCH,
     STOPPED_EARLY,
     TRAIN_LOSS,
     TRAIN_LOSSES,
+    VAL_CURVE,
 )
+from search.strategy.pareto import ParetoHalving
+from search.study.spec import ACCURACY, LIMITS
 from search.training.checkpoints import CheckpointWriter, TrialCheckpoints, origin
+from search.training.costs import Costs, LatencySetup, measure
 from search.training.loop import DivergedError, EpochResult, TrainState, fit
 
 # Called with (trial, trained model, config, val accuracy) after a trial trains to the end.
 TrainedHook = Callable[[optuna.Trial, nn.Module, TrialConfig, float], None]
+# After each epoch: record its val accuracy; then whether to stop the trial there.
+_Report = Callable[[EpochResult], None]
+_Judge = Callable[[EpochResult], bool]
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -63,6 +74,15 @@ def stalled(epochs: list[EpochResult], patience: int) -> bool:
     return all(e.val_accuracy <= best_before for e in epochs[-patience:])
 
 
+def over_limit(costs: Costs, limits: dict[str, float]) -> str | None:
+    """Why a model may not be trained (the first limit it breaks), or None when it fits."""
+    keys = {cost: key for key, cost in LIMITS.items()}
+    for cost, limit in limits.items():
+        if costs.value(cost) > limit:
+            return f"{cost} {costs.value(cost):,g} > {keys[cost]} {limit:,g}"
+    return None
+
+
 @dataclass(frozen=True)
 class Objective:
     """Callable handed to ``study.optimize``; returns the last epoch's val accuracy."""
@@ -79,8 +99,20 @@ class Objective:
     patience: int = 0
     # Where each running trial keeps its last finished epoch; None keeps nothing.
     checkpoints: TrialCheckpoints | None = None
+    # val_accuracy, then the costs a multi-objective study minimises (search.study.spec.COSTS).
+    objectives: tuple[str, ...] = (ACCURACY,)
+    # Cost -> the most a model may cost; a model over a limit is never trained.
+    limits: dict[str, float] = field(default_factory=dict)
+    latency: LatencySetup = LatencySetup()
+    # A multi-objective study's pruner; None trains every trial to the end. Single-objective
+    # studies prune through the study's own pruner (trial.should_prune).
+    pareto: ParetoHalving | None = None
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         config = sample_config(trial, self.space)
         first = origin(trial)
         # A retry is the same trial: the same seed, so a resumed or restarted retry trains
@@ -110,16 +142,18 @@ class Objective:
         return resume
 
     def _train(self, trial: optuna.Trial, config: TrialConfig, seed: int, first: int,
-               writer: CheckpointWriter | None) -> float:
+               writer: CheckpointWriter | None) -> float | tuple[float, ...]:
         epochs_done: list[EpochResult] = []
+        costs = None
         try:
             # Building is inside: a net too wide for the device fails here, at allocation.
             model = self._build(trial, config)
+            costs = self._measure(trial, model)
             resume = self._resumed(trial, config, first)
             if resume is not None:
                 epochs_done.extend(resume.epochs)  # their values came with the retry
             fit(model, build_optimizer(config, model.parameters()), config, self.data,
-                self.epochs, seed, self.device, self._reporter(trial, epochs_done),
+                self.epochs, seed, self.device, self._reporter(trial, epochs_done, costs),
                 resume=resume,
                 checkpoint=None if writer is None else lambda state: writer.save(state, config))
         except _Stalled:
@@ -128,7 +162,7 @@ class Objective:
             self._record(trial, epochs_done)
             trial.set_user_attr(FAIL_REASON, str(error))
             # A NaN value fails this trial with a one-line warning; the study goes on.
-            return math.nan
+            return (math.nan,) * len(self.objectives) if self.multi else math.nan
         except (RuntimeError, MemoryError) as error:
             # Out of memory (CPU or CUDA, both RuntimeError or MemoryError) or a shape the
             # data cannot take: this trial fails with the reason kept, and the study goes on.
@@ -139,7 +173,10 @@ class Objective:
         value = epochs_done[-1].val_accuracy
         if self.on_trained is not None:
             self.on_trained(trial, model, config, value)
-        return value
+        if not self.multi:
+            return value
+        assert costs is not None
+        return (value, *(costs.value(name) for name in self.objectives[1:]))
 
     def _build(self, trial: optuna.Trial, config: TrialConfig) -> nn.Module:
         model = build_model(config, self.data.input_shape, self.data.n_classes).to(self.device)
@@ -147,19 +184,33 @@ class Objective:
         trial.set_user_attr(DEVICE, str(self.device))
         return model
 
-    def _reporter(self, trial: optuna.Trial,
-                  epochs_done: list[EpochResult]) -> Callable[[EpochResult], None]:
-        """Reports each epoch's val accuracy and prunes; keeps the epochs for the user attrs."""
+    def _measure(self, trial: optuna.Trial, model: nn.Module) -> Costs:
+        """The model's costs, as user attrs; a model over a limit ends the trial, untrained.
 
-        # A retry inherits its first attempt's values; restarted from epoch 0 (no usable
-        # checkpoint) it trains the same epochs again, with the same seed: report only new ones.
-        inherited = reported_steps(trial)
+        It ends as pruned at step 0: the samplers rank such a trial below every trained one,
+        and so learn where the limits lie (docs/deployment.md).
+        """
+        costs = measure(model, self.data.input_shape, self.latency)
+        trial.set_user_attr(MACS, costs.macs)
+        trial.set_user_attr(LATENCY_MS, costs.latency_ms)
+        trial.set_user_attr(LATENCY_SETUP, self.latency.describe())
+        reason = over_limit(costs, self.limits)
+        if reason is not None:
+            trial.set_user_attr(OVER_LIMIT, reason)
+            trial.set_user_attr(EPOCHS_RUN, 0)
+            raise optuna.TrialPruned(f"not trained: {reason}")
+        return costs
+
+    def _reporter(self, trial: optuna.Trial, epochs_done: list[EpochResult],
+                  costs: Costs) -> Callable[[EpochResult], None]:
+        """Reports each epoch's val accuracy and prunes; keeps the epochs for the user attrs."""
+        report, should_prune = (self._pareto_judge(trial, epochs_done, costs) if self.multi
+                                else self._optuna_judge(trial))
 
         def on_epoch(result: EpochResult) -> None:
             epochs_done.append(result)
-            if result.epoch + 1 not in inherited:
-                trial.report(result.val_accuracy, step=result.epoch + 1)
-            if trial.should_prune():
+            report(result)
+            if should_prune(result):
                 self._record(trial, epochs_done)
                 raise optuna.TrialPruned(f"val_accuracy {result.val_accuracy:.4f} "
                                          f"at epoch {result.epoch + 1}")
@@ -167,6 +218,34 @@ class Objective:
                 raise _Stalled
 
         return on_epoch
+
+    @staticmethod
+    def _optuna_judge(trial: optuna.Trial) -> tuple[_Report, _Judge]:
+        """Trial.report and the study's pruner."""
+        # A retry inherits its first attempt's values; restarted from epoch 0 (no usable
+        # checkpoint) it trains the same epochs again, with the same seed: report only new ones.
+        inherited = reported_steps(trial)
+
+        def report(result: EpochResult) -> None:
+            if result.epoch + 1 not in inherited:
+                trial.report(result.val_accuracy, step=result.epoch + 1)
+
+        return report, lambda _: trial.should_prune()
+
+    def _pareto_judge(self, trial: optuna.Trial, epochs_done: list[EpochResult],
+                      costs: Costs) -> tuple[_Report, _Judge]:
+        """A multi-objective trial keeps its curve in a user attr (Trial.report serves one
+        objective), and ParetoHalving judges it."""
+        trial_costs = {name: costs.value(name) for name in self.objectives[1:]}
+
+        def report(_: EpochResult) -> None:
+            trial.set_user_attr(VAL_CURVE, [round(e.val_accuracy, 6) for e in epochs_done])
+
+        def should_prune(result: EpochResult) -> bool:
+            return self.pareto is not None and self.pareto.should_prune(
+                trial.study, trial.number, result.epoch + 1, result.val_accuracy, trial_costs)
+
+        return report, should_prune
 
     @staticmethod
     def _record(trial: optuna.Trial, epochs: list[EpochResult]) -> None:

@@ -15,12 +15,16 @@ from optuna.trial import TrialState
 from search.data.fingerprint import TreePrint, pinned_dataset, tree_print
 from search.data.options import DataError, default_study_name
 from search.data.registry import DataBundle, check_data_paths, load_bundle
+from search.errors import UsageError
 from search.schema import DATA_PRINT_ATTR, FAIL_REASON
 from search.study.gate import lock_file, target_lock
 from search.study.note import write_study_note
 from search.study.orphans import fail_orphans, is_local_sqlite
 from search.study.spec import (
+    ACCURACY,
+    LIMITS,
     RunOptions,
+    SpecError,
     StudySpec,
     default_baseline,
     default_epochs,
@@ -47,7 +51,8 @@ from search.study.studies import (
     stored_spec,
 )
 from search.training.checkpoints import TrialCheckpoints, default_dir
-from search.training.device import worker_device
+from search.training.costs import LatencySetup, smallest
+from search.training.device import resolve_device, worker_device
 from search.training.workers import WorkerJob, seed_index, thread_share
 
 
@@ -157,6 +162,27 @@ def check_same_tree(storage: RDBStorage, name: str, dataset: str,
                     "new study with --study NAME")
 
 
+def check_limits(spec: StudySpec, data: DataBundle) -> None:
+    """Refuse limits that no model of the space meets, naming the least it can cost, before
+    anything is written or trained; and a latency device this machine does not have."""
+    if not spec.limits and spec.objectives == (ACCURACY,):
+        return
+    try:
+        resolve_device(spec.latency_device)
+    except UsageError as error:
+        raise SpecError(f"latency_device: {error}") from None
+    if not spec.limits:
+        return
+    setup = LatencySetup(spec.latency_device, spec.latency_batch, spec.latency_threads)
+    least = smallest(spec.space, data.input_shape, data.n_classes, setup)
+    keys = {cost: key for key, cost in LIMITS.items()}
+    for cost, limit in spec.limits.items():
+        if least[cost] > limit:
+            raise SpecError(f"{keys[cost]} {limit:,g} cannot be met: the smallest model of the "
+                            f"space has {cost} {least[cost]:,g} on this data; raise the limit or "
+                            "search a smaller space")
+
+
 def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool = False,
                 quiet: bool = False) -> OpenSearch:
     """The study to search, created if new: every check that can refuse comes before any write.
@@ -190,6 +216,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     spec = sized
     spec = default_pruner(spec, asked_spec, stored)
     spec = default_baseline(spec, asked_spec, stored)
+    check_limits(spec, data)
     storage = storage or create_user_storage(url)
     study = _create_or_load(storage, name, spec, url, data)
     if fingerprint is not None and DATA_PRINT_ATTR not in study.user_attrs:

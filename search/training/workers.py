@@ -28,6 +28,7 @@ from search import cli, interrupts
 from search.data.registry import DataBundle, load_bundle
 from search.results.artifacts import artifact_dir
 from search.results.model_saver import ModelSaver, save_failure
+from search.strategy.pareto import ParetoHalving
 from search.study.counts import count_states, finished
 from search.study.gate import POLL_S, optimize_to_target, target_lock
 from search.study.progress import ProgressCallback
@@ -36,6 +37,7 @@ from search.study.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, op
 from search.study.studies import load_or_create, stored_spec
 from search.tracking.trackers import CLOSE_WAIT_S, STOPPED_WAIT_S, Tracking, start_tracking
 from search.training.checkpoints import TrialCheckpoints, default_dir
+from search.training.costs import LatencySetup
 from search.training.device import free_device_memory
 from search.training.objective import Objective
 
@@ -116,8 +118,15 @@ def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch
     """The objective every process of a study runs, saving models per ``--save-models`` and
     each running trial's last epoch in ``checkpoints`` (at most every ``checkpoint_every`` s)."""
     saver = ModelSaver(artifact_dir(study), data.format, save_models)
+    costs = spec.objectives[1:]
+    # Multi-objective studies prune by Pareto rank; "none" turns pruning off there as well.
+    pareto = ParetoHalving(costs) if costs and spec.pruner != "none" else None
     return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver,
-                     patience=spec.patience, checkpoints=TrialCheckpoints(checkpoints, checkpoint_every))
+                     patience=spec.patience, checkpoints=TrialCheckpoints(checkpoints, checkpoint_every),
+                     objectives=spec.objectives, limits=spec.limits,
+                     latency=LatencySetup(spec.latency_device, spec.latency_batch,
+                                          spec.latency_threads),
+                     pareto=pareto)
 
 
 def run_worker(job: WorkerJob) -> int:

@@ -1,0 +1,161 @@
+"""What a model costs where it will run, measured before it trains: parameters, multiply-
+accumulates per image and inference latency.
+
+- Parameters: every trainable and frozen tensor's elements (model_space.count_parameters).
+- MACs: from the layer shapes of one forward pass of one image in evaluation mode, through
+  forward hooks: a convolution costs (output elements) x (input channels / groups) x (kernel
+  area), a linear layer (rows) x in x out. These are nearly all of a CNN's arithmetic; batch
+  norm, ReLU, pooling and the residual additions are not counted. A model with test-time flips
+  runs twice, and is counted twice. The count equals torch's FlopCounterMode's halved (tested);
+  that counter costs 80-140 ms a trial here, the hooks under a millisecond.
+- Latency: the median wall time of ``repeats`` forward passes of a batch of ``batch`` float
+  images on ``device`` in evaluation mode under torch.inference_mode, after ``warmup`` passes
+  that are not timed; on the CPU with ``threads`` torch threads (1 by default: a served
+  model shares its machine), restored afterwards; on CUDA synchronised around each pass.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from model_space import SearchSpace, TrialConfig, build_model, count_parameters
+
+WARMUP = 3
+REPEATS = 15
+
+
+@dataclass(frozen=True)
+class LatencySetup:
+    """How latency is measured: on which device, at which batch size, with how many threads."""
+
+    device: str = "cpu"
+    batch: int = 1
+    threads: int = 1
+
+    def describe(self) -> str:
+        threads = f", {self.threads} thread{'s' if self.threads > 1 else ''}" \
+            if self.device == "cpu" else ""
+        return f"{self.device}, batch {self.batch}{threads}"
+
+
+@dataclass(frozen=True)
+class Costs:
+    n_params: int
+    macs: int
+    latency_ms: float
+
+    def value(self, name: str) -> float:
+        """The cost named as an objective or a limit: n_params, macs or latency_ms."""
+        return float(getattr(self, name))
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Multiply-accumulates of one image's forward pass in evaluation mode."""
+    device = next(model.parameters()).device
+    total = [0]
+
+    def conv(layer: nn.Module, _: object, out: torch.Tensor) -> None:
+        assert isinstance(layer, nn.Conv2d)
+        kernel = layer.kernel_size[0] * layer.kernel_size[1]
+        total[0] += out.numel() * (layer.in_channels // layer.groups) * kernel
+
+    def linear(layer: nn.Module, _: object, out: torch.Tensor) -> None:
+        assert isinstance(layer, nn.Linear)
+        total[0] += out.numel() * layer.in_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
+             for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    try:
+        with _evaluating(model):
+            model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total[0]
+
+
+def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], setup: LatencySetup,
+                    warmup: int = WARMUP, repeats: int = REPEATS) -> float:
+    """Median milliseconds of one forward pass of ``setup.batch`` images (see the module doc).
+
+    The model is moved to the latency device for the measurement and back afterwards.
+    """
+    home = next(model.parameters()).device
+    device = torch.device(setup.device)
+    model.to(device)
+    x = torch.zeros((setup.batch, *input_shape), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    try:
+        with _evaluating(model), _threads(setup.threads):
+            for i in range(warmup + repeats):
+                sync()
+                started = time.perf_counter()
+                model(x)
+                sync()
+                if i >= warmup:
+                    times.append(time.perf_counter() - started)
+    finally:
+        model.to(home)
+    return round(statistics.median(times) * 1000, 4)
+
+
+def measure(model: nn.Module, input_shape: tuple[int, int, int], setup: LatencySetup) -> Costs:
+    return Costs(n_params=count_parameters(model), macs=count_macs(model, input_shape),
+                 latency_ms=measure_latency(model, input_shape, setup))
+
+
+def _cheapest_candidates(space: SearchSpace) -> list[TrialConfig]:
+    """The space's configurations that could be its cheapest: every depth, the narrowest
+    width, the fewest convs, with and without width doubling, test-time flips off if allowed.
+    Costs grow with width and convs, so the cheapest configuration is among these."""
+    narrow = min(space.widths)
+    tta = all(space.tta_flip) and False not in space.augment
+    candidates = []
+    for depth in range(space.depth[0], space.depth[1] + 1):
+        for doubling in space.width_doubling:
+            widths = tuple(narrow * 2**i if doubling else narrow for i in range(depth))
+            candidates.append(TrialConfig(widths=widths, optimizer="sgd", lr=0.1, weight_decay=0.0,
+                                          dropout=0.0, batch_size=1, convs=min(space.convs),
+                                          tta_flip=tta))
+    return candidates
+
+
+def smallest(space: SearchSpace, input_shape: tuple[int, int, int], n_classes: int,
+             setup: LatencySetup) -> dict[str, float]:
+    """The least each cost can be in ``space``: n_params and macs exactly, latency_ms measured
+    on the configuration with the fewest MACs."""
+    models = [build_model(c, input_shape, n_classes) for c in _cheapest_candidates(space)]
+    params = [count_parameters(m) for m in models]
+    macs = [count_macs(m, input_shape) for m in models]
+    fastest = models[macs.index(min(macs))]
+    return {"n_params": min(params), "macs": min(macs),
+            "latency_ms": measure_latency(fastest, input_shape, setup)}
