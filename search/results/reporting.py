@@ -27,7 +27,7 @@ from search.results.sections import ReportFacts, sections, trial_counts
 from search.results.staging import staged
 from search.study.next_steps import search_command
 from search.study.spec import StudySpec
-from search.training.costs import LatencySetup
+from search.training.costs import latency_setup
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,7 @@ def write_report(study: optuna.Study, spec: StudySpec, url: str, *, out_root: Pa
         # seeds it had not finished.
         result = retrain(best_config.read_best_config(config_path), seeds, out, device,
                          done=final.parent / f".{name}.seeds",
-                         latency=LatencySetup(spec.latency_device, spec.latency_batch,
-                                              spec.latency_threads))
+                         latency=latency_setup(spec))
         plots = study_plots(study, out / "plots")
         plots["confusion_matrix"] = confusion_matrix_plot(
             result.test_labels, result.test_predictions, result.classes,

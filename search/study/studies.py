@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -16,6 +16,7 @@ from model_space import SearchSpace, baseline_params
 from search.errors import UsageError
 from search.optuna_private import storage_of, study_id
 from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, SPEC_ATTR
+from search.strategy.feasible import FeasibleSampler
 from search.strategy.samplers import make_pruner, make_sampler
 from search.study.spec import ACCURACY, SpecError, StudySpec
 from search.study.storage import RetryAsNew, mask_url, open_user_storage
@@ -108,20 +109,26 @@ def sampler_seed(seed: int, n_existing: int, worker: int = 0) -> int:
 
 
 def load_or_create(name: str, storage: RDBStorage, spec: StudySpec,
-                   worker: int = 0, parallel: bool | None = None) -> optuna.Study:
-    """Open the study, creating it (with its spec stored) if it does not exist."""
+                   worker: int = 0, parallel: bool | None = None,
+                   fits: Callable[[dict[str, Any]], bool | None] | None = None) -> optuna.Study:
+    """Open the study, creating it (with its spec stored) if it does not exist.
+
+    ``fits``: whether a draw's model is within the spec's limits (search.training.costs
+    .limit_check); the sampler then draws again rather than propose one that is not.
+    """
     existing = stored_spec(storage, name) is not None
     n_existing = 0
     if existing:
         n_existing = len(storage.get_all_trials(storage.get_study_id_from_name(name),
                                                 deepcopy=False))
     multi = len(spec.objectives) > 1
+    sampler = make_sampler(spec.sampler, sampler_seed(spec.seed, n_existing, worker),
+                           parallel=_is_shared(storage) if parallel is None else parallel,
+                           objectives=len(spec.objectives))
     study = optuna.create_study(
         study_name=name,
         storage=storage,
-        sampler=make_sampler(spec.sampler, sampler_seed(spec.seed, n_existing, worker),
-                             parallel=_is_shared(storage) if parallel is None else parallel,
-                             objectives=len(spec.objectives)),
+        sampler=FeasibleSampler(sampler, fits) if fits is not None and spec.limits else sampler,
         # A multi-objective study prunes in its objective (search.strategy.pareto): Optuna's
         # pruners serve one objective.
         pruner=optuna.pruners.NopPruner() if multi else make_pruner(spec.pruner, spec.epochs),

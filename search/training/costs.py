@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from model_space import SearchSpace, TrialConfig, build_model, count_parameters
+from search.study.spec import StudySpec
 
 WARMUP = 3
 REPEATS = 15
@@ -159,3 +161,57 @@ def smallest(space: SearchSpace, input_shape: tuple[int, int, int], n_classes: i
     fastest = models[macs.index(min(macs))]
     return {"n_params": min(params), "macs": min(macs),
             "latency_ms": measure_latency(fastest, input_shape, setup)}
+
+
+def _given(params: dict[str, Any], name: str, choices: tuple[Any, ...]) -> Any:
+    """A drawn parameter, or the only choice a space leaves (never drawn); KeyError if neither."""
+    return choices[0] if len(choices) == 1 else params[name]
+
+
+def architecture(params: dict[str, Any], space: SearchSpace) -> TrialConfig | None:
+    """The model a draw (``trial.params``, or part of them) describes; None where the draw lacks
+    a parameter the model needs. The optimizer and its settings are placeholders: they cost
+    nothing at inference. Mirrors model_space's sample_config."""
+    try:
+        low, high = space.depth
+        depth = low if low == high else int(params["depth"])
+        if _given(params, "width_doubling", space.width_doubling):
+            first = _given(params, "width_0", space.widths)
+            widths = tuple(first * 2**i for i in range(depth))
+        else:
+            widths = tuple(_given(params, f"width_{i}", space.widths) for i in range(depth))
+        convs = _given(params, "convs", space.convs)
+        augment = _given(params, "augment", space.augment)
+        return TrialConfig(widths=widths, optimizer="sgd", lr=0.1, weight_decay=0.0, dropout=0.0,
+                           batch_size=1, convs=convs,
+                           residual=convs > 1 and _given(params, "residual", space.residual),
+                           augment=augment,
+                           tta_flip=augment and _given(params, "tta_flip", space.tta_flip))
+    except KeyError:
+        return None
+
+
+def latency_setup(spec: StudySpec) -> LatencySetup:
+    return LatencySetup(spec.latency_device, spec.latency_batch, spec.latency_threads)
+
+
+def limit_check(spec: StudySpec, input_shape: tuple[int, int, int],
+                n_classes: int) -> Callable[[dict[str, Any]], bool | None]:
+    """Whether a draw's model fits the spec's limits (None: the draw lacks what it takes to
+    tell), for search.strategy.feasible. Each distinct model is built and measured once."""
+    limits, space, setup = spec.limits, spec.space, latency_setup(spec)
+    known: dict[tuple[Any, ...], bool] = {}
+
+    def fits(params: dict[str, Any]) -> bool | None:
+        config = architecture(params, space)
+        if config is None:
+            return None
+        key = (config.widths, config.convs, config.residual, config.tta_flip)
+        if key not in known:
+            model = build_model(config, input_shape, n_classes)
+            costs = measure(model, input_shape, setup) if "latency_ms" in limits else Costs(
+                count_parameters(model), count_macs(model, input_shape), 0.0)
+            known[key] = all(costs.value(name) <= limit for name, limit in limits.items())
+        return known[key]
+
+    return fits

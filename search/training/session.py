@@ -51,7 +51,7 @@ from search.study.studies import (
     stored_spec,
 )
 from search.training.checkpoints import TrialCheckpoints, default_dir
-from search.training.costs import LatencySetup, smallest
+from search.training.costs import latency_setup, limit_check, smallest
 from search.training.device import resolve_device, worker_device
 from search.training.workers import WorkerJob, seed_index, thread_share
 
@@ -103,7 +103,8 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
     lock = target_lock(storage, name)
     lock.acquire()
     try:
-        study = load_or_create(name, storage, spec, worker=seed_index(storage, 0))
+        study = load_or_create(name, storage, spec, worker=seed_index(storage, 0),
+                               fits=limit_check(spec, data.input_shape, data.n_classes))
         requeue_interrupted(study)  # before the baseline check: a stopped recipe is resumed
         if spec.baseline and needs_baseline(study.get_trials(deepcopy=False)):
             enqueue_baseline(study, spec.space)
@@ -173,8 +174,7 @@ def check_limits(spec: StudySpec, data: DataBundle) -> None:
         raise SpecError(f"latency_device: {error}") from None
     if not spec.limits:
         return
-    setup = LatencySetup(spec.latency_device, spec.latency_batch, spec.latency_threads)
-    least = smallest(spec.space, data.input_shape, data.n_classes, setup)
+    least = smallest(spec.space, data.input_shape, data.n_classes, latency_setup(spec))
     keys = {cost: key for key, cost in LIMITS.items()}
     for cost, limit in spec.limits.items():
         if least[cost] > limit:

@@ -37,7 +37,7 @@ from search.study.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, op
 from search.study.studies import load_or_create, stored_spec
 from search.tracking.trackers import CLOSE_WAIT_S, STOPPED_WAIT_S, Tracking, start_tracking
 from search.training.checkpoints import TrialCheckpoints, default_dir
-from search.training.costs import LatencySetup
+from search.training.costs import latency_setup, limit_check
 from search.training.device import free_device_memory
 from search.training.objective import Objective
 
@@ -124,8 +124,7 @@ def build_objective(study: str, spec: StudySpec, data: DataBundle, device: torch
     return Objective(data, spec.space, spec.epochs, spec.seed, device, on_trained=saver,
                      patience=spec.patience, checkpoints=TrialCheckpoints(checkpoints, checkpoint_every),
                      objectives=spec.objectives, limits=spec.limits,
-                     latency=LatencySetup(spec.latency_device, spec.latency_batch,
-                                          spec.latency_threads),
+                     latency=latency_setup(spec),
                      pareto=pareto)
 
 
@@ -138,7 +137,7 @@ def run_worker(job: WorkerJob) -> int:
     spec = StudySpec.from_flat(stored_spec(storage, job.study) or {})
     data = load_bundle(spec.data)
     study = load_or_create(job.study, storage, spec, worker=seed_index(storage, job.worker),
-                           parallel=True)
+                           parallel=True, fits=limit_check(spec, data.input_shape, data.n_classes))
     objective = build_objective(job.study, spec, data, torch.device(job.device), job.save_models,
                                 default_dir(job.study, job.url, job.checkpoint_dir),
                                 job.checkpoint_every)
