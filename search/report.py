@@ -59,8 +59,14 @@ def report_cli(args: argparse.Namespace) -> int:
           f"accuracy {m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over "
           f"{args.seeds} seed(s); {m['n_params']:,} parameters, {m['macs']:,} MACs, "
           f"{m['latency_ms']:.3f} ms ({m['latency_setup']})")
-    print(f"wrote {report.folder}/: best_config.json model.pt model.pt2 metrics.json report.md "
-          f"report.html plots/ in {report.seconds:.1f} s")
+    check = m.get("onnx", {})
+    onnx = "model.onnx " if "ok" in check else ""
+    print(f"wrote {report.folder}/: best_config.json model.pt model.pt2 {onnx}metrics.json "
+          f"report.md report.html plots/ in {report.seconds:.1f} s")
+    if "ok" in check:
+        print(f"model.onnx under onnxruntime: {check['same_predictions']:.2%} of {check['images']} "
+              f"test predictions equal, largest logit difference {check['max_abs_logit_diff']:.1e} "
+              f"(tolerance {check['tolerance']:.0e})")
     print("attached model.pt and report.html to the study (optuna-dashboard: Study Artifacts)")
     if report_to_mlflow(study, asked=args.track == "mlflow"):
         where = log_report(study, report.folder, {k: m[k] for k in TEST_METRICS})

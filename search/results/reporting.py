@@ -1,7 +1,7 @@
 """A study's report: the best configuration exported, retrained, tested once, and written up.
 
 Everything lands in ``<out>/<study>/``, whole or not at all: best_config.json, model.pt,
-model.pt2, metrics.json, report.md, report.html and plots/.
+model.pt2, model.onnx (with the deploy extra), metrics.json, report.md, report.html and plots/.
 """
 
 from __future__ import annotations

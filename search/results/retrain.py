@@ -23,6 +23,8 @@ from search.data.registry import DataBundle, load_test_split, load_train_val
 from search.results.best_config import BestConfig
 from search.results.checkpoint import load_checkpoint, write_checkpoint
 from search.results.export import export_program
+from search.results.onnx_export import NAME as ONNX_NAME
+from search.results.onnx_export import write_onnx
 from search.training.costs import LatencySetup, count_macs, measure_latency
 from search.training.loop import Normalizer, fit, predict
 from search.training.objective import seed_everything
@@ -88,7 +90,9 @@ def retrain(best: BestConfig, seeds: int, out: Path, device: torch.device,
     # The costs where the model will run: the study's latency setup, else one CPU thread.
     metrics.update(_costs(model, data.input_shape, latency or LatencySetup()))
     out.mkdir(parents=True, exist_ok=True)
-    _save(out, model.cpu(), best, data, metrics)
+    model = model.cpu()
+    metrics["onnx"] = write_onnx(out / ONNX_NAME, model, data.format, test.x)
+    _save(out, model, best, data, metrics)
     if finished is not None:
         finished.clear()
     return RetrainResult(metrics, data.classes, test.y, predictions)

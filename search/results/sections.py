@@ -182,7 +182,8 @@ def _files() -> Text:
     return Text("Files next to this report: best_config.json (retrain with `python -m search.retrain "
                 "best_config.json`), model.pt (state_dict and config; "
                 "`torch.load(path, weights_only=True)`), model.pt2 (torch.export program: uint8 "
-                "images in, logits out; `torch.export.load`), metrics.json, plots/. Classify images "
+                "images in, logits out; `torch.export.load`), model.onnx (the same for onnxruntime, "
+                "with the deploy extra), metrics.json, plots/. Classify images "
                 "with `python -m search.predict model.pt IMAGE...`.")
 
 

@@ -87,6 +87,10 @@ def test_report_draws_the_front_and_explains_its_choice(pareto_study: Path) -> N
     # The report measures the exported model again.
     assert metrics["n_params"] == best["costs"][N_PARAMS]
     assert metrics["macs"] == best["costs"][MACS] and metrics["latency_ms"] > 0
+    # model.onnx gives the PyTorch model's answers on every test image under onnxruntime.
+    assert (out / "model.onnx").is_file()
+    assert metrics["onnx"]["ok"] and metrics["onnx"]["same_predictions"] == 1.0
+    assert metrics["onnx"]["images"] == metrics["n_test"]
 
 
 def test_report_exports_any_complete_trial(pareto_study: Path, monkeypatch) -> None:
