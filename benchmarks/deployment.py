@@ -12,11 +12,16 @@ the caller sets it):
   pruned search needed to reach 95% of the unpruned search's final hypervolume.
 
 Hypervolume: of the points (val accuracy, log10 cost) of complete trials, accuracy maximised
-and cost minimised, up to the reference point (accuracy 0, cost REFERENCE[COST]): a log scale,
-so that going from 20,000 to 2,000 parameters counts as much as from 200,000 to 20,000.
+and cost minimised, up to the reference point (accuracy --floor, default 0; cost
+REFERENCE[COST]): a log scale, so that going from 20,000 to 2,000 parameters counts as much as
+from 200,000 to 20,000. With a floor of 0 nearly all of the area comes from any accurate cheap
+model, which random start-up trials find; a floor of 0.9 counts only the front's useful part.
+`--from-runs` recomputes the figures from the studies a finished run left in --out; with
+`--pruned-trials N` it first resumes each pruned study up to N trials, so that the pruned search
+can spend up to the unpruned search's epochs (the figure reads the pruned curve at half of them).
 
     python benchmarks/deployment.py [--seeds 0 1 2] [--trials 100] [--parts limit n_params ...]
-        [--out benchmarks-out/deployment]
+        [--out benchmarks-out/deployment] [--floor 0.9] [--from-runs [--pruned-trials 150]]
 
 Writes <out>/results.json and <out>/hypervolume.png, and prints the tables for
 docs/benchmarks/deployment.md.
@@ -77,9 +82,9 @@ def limit_part(out: Path, seed: int, trials: int) -> dict[str, Any]:
     return row
 
 
-def anytime_hypervolume(study: optuna.Study, cost: str) -> list[tuple[int, float]]:
+def anytime_hypervolume(study: optuna.Study, cost: str, floor: float) -> list[tuple[int, float]]:
     """(epochs trained so far, hypervolume of the complete trials so far), trial by trial."""
-    reference = (0.0, math.log10(REFERENCE[cost]))
+    reference = (floor, math.log10(REFERENCE[cost]))
     points, curve, epochs = [], [], 0
     for t in sorted(study.trials, key=lambda t: t.number):
         epochs += len(t.user_attrs.get(VAL_CURVE, []))
@@ -89,12 +94,16 @@ def anytime_hypervolume(study: optuna.Study, cost: str) -> list[tuple[int, float
     return curve
 
 
-def pareto_part(out: Path, seed: int, trials: int, cost: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"seed": seed}
+def pareto_part(out: Path, seed: int, trials: int, cost: str, floor: float,
+                again: bool, pruned_trials: int = 0) -> dict[str, Any]:
+    row: dict[str, Any] = {"seed": seed, "floor": floor}
     for name, extra in (("pruned", []), ("unpruned", ["--pruner", "none"])):
         folder = out / f"{cost}-{name}-{seed}"
-        seconds = search(folder, name, seed, trials, ["--objectives", f"val_accuracy,{cost}", *extra])
-        curve = anytime_hypervolume(load(folder, name), cost)
+        seconds = 0.0 if again else search(folder, name, seed, trials,
+                                           ["--objectives", f"val_accuracy,{cost}", *extra])
+        if again and name == "pruned" and pruned_trials:
+            seconds = search(folder, name, seed, pruned_trials, [])  # resumes the study
+        curve = anytime_hypervolume(load(folder, name), cost, floor)
         row[name] = {"seconds": round(seconds, 1), "epochs": curve[-1][0],
                      "hypervolume": curve[-1][1], "curve": curve}
     goal = 0.95 * row["unpruned"]["hypervolume"]
@@ -102,6 +111,9 @@ def pareto_part(out: Path, seed: int, trials: int, cost: str) -> dict[str, Any]:
     row["epochs_to_95"] = reached
     row["epochs_ratio"] = None if reached is None else reached / row["unpruned"]["epochs"]
     row["final_ratio"] = row["pruned"]["hypervolume"] / row["unpruned"]["hypervolume"]
+    half = row["unpruned"]["epochs"] / 2
+    row["half_ratio"] = max([hv for e, hv in row["pruned"]["curve"] if e <= half],
+                            default=0.0) / row["unpruned"]["hypervolume"]
     return row
 
 
@@ -124,18 +136,19 @@ def limit_table(rows: list[dict[str, Any]]) -> str:
 
 def pareto_table(rows: list[dict[str, Any]], cost: str) -> str:
     lines = [f"| seed ({cost}) | hypervolume pruned / unpruned | epochs pruned / unpruned | "
-             "epochs to 95% of unpruned final | as a share of unpruned epochs |",
-             "| --- | --- | --- | --- | --- |"]
+             "epochs to 95% of unpruned final | as a share of unpruned epochs | pruned at half "
+             "the unpruned epochs / unpruned final |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         p, u = r["pruned"], r["unpruned"]
         ratio = "never" if r["epochs_ratio"] is None else f"{r['epochs_ratio']:.0%}"
         lines.append(f"| {r['seed']} | {p['hypervolume']:.4f} / {u['hypervolume']:.4f} "
                      f"({r['final_ratio']:.1%}) | {p['epochs']} / {u['epochs']} | "
-                     f"{r['epochs_to_95']} | {ratio} |")
+                     f"{r['epochs_to_95']} | {ratio} | {r['half_ratio']:.1%} |")
     ratios = [r["epochs_ratio"] if r["epochs_ratio"] is not None else math.inf for r in rows]
     if len(rows) > 1:
         lines.append(f"| median | {statistics.median(r['final_ratio'] for r in rows):.1%} | | | "
-                     f"{statistics.median(ratios):.0%} |")
+                     f"{statistics.median(ratios):.0%} | "
+                     f"{statistics.median(r['half_ratio'] for r in rows):.1%} |")
     return "\n".join(lines)
 
 
@@ -169,19 +182,27 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["limit", "n_params", "latency_ms"],
                         choices=["limit", "n_params", "latency_ms"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks-out/deployment"))
+    parser.add_argument("--floor", type=float, default=0.0, help="reference val accuracy")
+    parser.add_argument("--from-runs", action="store_true", help="read the studies in --out again")
+    parser.add_argument("--pruned-trials", type=int, default=0,
+                        help="with --from-runs: first resume each pruned study up to N trials")
     ns = parser.parse_args()
     ns.out = ns.out.resolve()
     ns.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {part: [] for part in ns.parts}
     for seed in ns.seeds:
         for part in ns.parts:
+            if part == "limit" and ns.from_runs:
+                continue
             row = (limit_part(ns.out, seed, ns.trials) if part == "limit"
-                   else pareto_part(ns.out, seed, ns.trials, part))
+                   else pareto_part(ns.out, seed, ns.trials, part, ns.floor, ns.from_runs,
+                                    ns.pruned_trials))
             results[part].append(row)
-            (ns.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+            name = f"results-floor-{ns.floor:g}.json" if ns.from_runs else "results.json"
+            (ns.out / name).write_text(json.dumps(results, indent=1) + "\n")
             print(limit_table(results[part]) if part == "limit" else pareto_table(results[part], part),
                   flush=True)
-    plot(results, ns.out / "hypervolume.png")
+    plot(results, ns.out / f"hypervolume-floor-{ns.floor:g}.png")
 
 
 if __name__ == "__main__":
