@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from model_space import SearchSpace, fit_config, sample_config
+from model_space import SearchSpace, TrialConfig, fit_config, sample_config
 from search.errors import UsageError
 from search.schema import WARM_START_ATTR
 from search.study.storage import check_study_name, default_storage, mask_url
@@ -51,47 +51,62 @@ class WarmStart:
                 f"{self.skipped} skipped{same})")
 
 
-def _ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """Complete trials by val accuracy (the first objective), best first; ties: earlier first."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.values]
-    return sorted(complete, key=lambda t: (-t.values[0], t.number))
+@dataclass(frozen=True)
+class Source:
+    """An earlier study's complete trials as configurations, best first."""
+
+    study: str
+    url: str
+    # (trial number, its configuration), by val accuracy (the first objective), best first;
+    # ties: the earlier trial first.
+    ranked: tuple[tuple[int, TrialConfig], ...]
 
 
-def plan_warm_start(text: str, top: int, space: SearchSpace) -> WarmStart:
-    """The earlier study's ``top`` best configurations that fit ``space``; it is only read.
+def read_source(text: str) -> Source:
+    """The study ``text`` names, only read; refused when unknown or without a complete trial.
 
-    Skipped configurations are replaced by the next best that fit, so ``top`` are enqueued
-    while the earlier study has them. Refused: an unknown study or storage, a study with no
-    complete trial, or one none of whose configurations fits.
+    Called before the new study's data loads: a mistyped name is answered at once.
     """
     name, url = split_source(text)
-    source = open_existing(name, url)
-    source_space = spec_of(source).space
-    ranked = _ranked(source)
-    where = f"study {name!r} in {mask_url(url)}"
-    if not ranked:
-        raise UsageError(f"{where} has no complete trial to warm-start from")
+    study = open_existing(name, url)
+    space = spec_of(study).space
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.values]
+    if not complete:
+        raise UsageError(f"study {name!r} in {mask_url(url)} has no complete trial to "
+                         "warm-start from")
+    complete.sort(key=lambda t: (-t.values[0], t.number))
+    ranked = tuple((t.number, sample_config(optuna.trial.FixedTrial(t.params), space))
+                   for t in complete)
+    return Source(name, url, ranked)
+
+
+def plan_warm_start(source: Source, top: int, space: SearchSpace) -> WarmStart:
+    """The source's ``top`` best configurations that fit ``space``; refused if none does.
+
+    Skipped configurations are replaced by the next best that fit, so ``top`` are enqueued
+    while the source has them.
+    """
     configs: list[tuple[int, dict]] = []
     fitted = skipped = same = 0
     first_clash = ""
-    for trial in ranked:
+    for number, config in source.ranked:
         if len(configs) == top:
             break
-        fit = fit_config(sample_config(optuna.trial.FixedTrial(trial.params), source_space), space)
+        fit = fit_config(config, space)
         if fit.clash is not None:
             skipped += 1
-            first_clash = first_clash or f"trial #{trial.number}'s {fit.clash}"
+            first_clash = first_clash or f"trial #{number}'s {fit.clash}"
         elif any(fit.params == params for _, params in configs):
             same += 1
         else:
-            configs.append((trial.number, fit.params))
+            configs.append((number, fit.params))
             fitted += fit.moved
     if not configs:
-        raise UsageError(f"{where} has nothing in common with this study's space: none of its "
-                         f"{len(ranked)} complete trials fits (e.g. {first_clash} is not allowed "
-                         "here)")
-    return WarmStart(name, url, tuple(configs), fitted, skipped, same)
+        raise UsageError(f"study {source.study!r} in {mask_url(source.url)} has nothing in "
+                         f"common with this study's space: none of its {len(source.ranked)} "
+                         f"complete trials fits (e.g. {first_clash} is not allowed here)")
+    return WarmStart(source.study, source.url, tuple(configs), fitted, skipped, same)
 
 
 def enqueue_warm_start(study: optuna.Study, warm: WarmStart) -> None:

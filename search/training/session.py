@@ -50,7 +50,13 @@ from search.study.studies import (
     requeue_interrupted,
     stored_spec,
 )
-from search.study.warm_start import WarmStart, enqueue_warm_start, plan_warm_start
+from search.study.warm_start import (
+    Source,
+    WarmStart,
+    enqueue_warm_start,
+    plan_warm_start,
+    read_source,
+)
 from search.training.checkpoints import TrialCheckpoints, default_dir
 from search.training.costs import LatencySetup, smallest
 from search.training.device import resolve_device, worker_device
@@ -191,10 +197,9 @@ def check_limits(spec: StudySpec, data: DataBundle) -> None:
                             "search a smaller space")
 
 
-def _warm_start(run: RunOptions, spec: StudySpec, storage: RDBStorage | None,
-                name: str) -> WarmStart | None:
-    """The warm start a new study asks for, read and fitted now, before anything is written;
-    a study that already has trials goes on from them and ignores it, with a note."""
+def _warm_source(run: RunOptions, storage: RDBStorage | None, name: str) -> Source | None:
+    """The study a new study warm-starts from, read (never written) before the data loads; a
+    study that already has trials goes on from them and ignores it, with a note."""
     if run.warm_start is None:
         return None
     held = _trial_count(storage, name) if storage is not None else 0
@@ -202,7 +207,7 @@ def _warm_start(run: RunOptions, spec: StudySpec, storage: RDBStorage | None,
         print(f"warm start from {run.warm_start!r} ignored: study {name!r} already has {held} "
               "trials", file=sys.stderr)
         return None
-    return plan_warm_start(run.warm_start, run.warm_start_top, spec.space)
+    return read_source(run.warm_start)
 
 
 def _trial_count(storage: RDBStorage, name: str) -> int:
@@ -236,6 +241,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     fingerprint = tree_print(spec.data.dataset)
     if storage is not None and stored is not None:
         check_same_tree(storage, name, spec.data.dataset, fingerprint)
+    source = _warm_source(run, storage, name)
     data = load_bundle(dataclasses.replace(spec.data, download=download))
     spec = default_space(spec, asked_spec, stored, data.input_shape)
     sized = default_epochs(spec, asked_spec, stored, len(data.train.y))
@@ -246,7 +252,8 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     spec = default_pruner(spec, asked_spec, stored)
     spec = default_baseline(spec, asked_spec, stored)
     check_limits(spec, data)
-    warm = _warm_start(run, spec, storage, name)
+    # Fitted into the space, which is known once the data is: refused before any write.
+    warm = plan_warm_start(source, run.warm_start_top, spec.space) if source else None
     storage = storage or create_user_storage(url)
     study = _create_or_load(storage, name, spec, url, data, warm)
     if fingerprint is not None and DATA_PRINT_ATTR not in study.user_attrs:
