@@ -56,6 +56,7 @@ from search.study.warm_start import (
     enqueue_warm_start,
     plan_warm_start,
     read_source,
+    split_source,
 )
 from search.training.checkpoints import TrialCheckpoints, default_dir
 from search.training.costs import LatencySetup, smallest
@@ -202,6 +203,7 @@ def _warm_source(run: RunOptions, storage: RDBStorage | None, name: str) -> Sour
     study that already has trials goes on from them and ignores it, with a note."""
     if run.warm_start is None:
         return None
+    split_source(run.warm_start)  # a malformed one is refused even where it would be ignored
     held = _trial_count(storage, name) if storage is not None else 0
     if held:
         print(f"warm start from {run.warm_start!r} ignored: study {name!r} already has {held} "
