@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_space._baseline import baseline_config, baseline_params
 from model_space._config import TrialConfig
+from model_space._fit import Fitted, fit_config
 from model_space._sample import sample_config
 from model_space._space import OPTIMIZERS, PHOTO_SPACE, SCHEDULES, SearchSpace, SpaceError
 
@@ -29,6 +30,7 @@ _WITH_TORCH = {
 __all__ = [
     "OPTIMIZERS",
     "OPTIMIZER_FACTORIES",
+    "Fitted",
     "PHOTO_SPACE",
     "SCHEDULES",
     "SearchSpace",
@@ -39,6 +41,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "count_parameters",
+    "fit_config",
     "sample_config",
 ]
 

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from search import cli, interrupts
 from search.strategy.samplers import PRUNER_NAMES, SAMPLER_NAMES
-from search.study.spec import SAVE_MODES, TRACKERS, RunOptions, read_toml
+from search.study.spec import (
+    DEFAULT_WARM_START_TOP,
+    SAVE_MODES,
+    TRACKERS,
+    RunOptions,
+    read_toml,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -21,7 +27,7 @@ SPEC_FLAGS = ("dataset", "epochs", "patience", "seed", "sampler", "pruner", "bas
               "image_size", "train_subset", "objectives", "max_params", "max_macs",
               "max_latency_ms", "latency_device", "latency_batch", "latency_threads")
 RUN_FLAGS = ("trials", "timeout", "study", "storage", "device", "jobs", "checkpoint_dir",
-             "checkpoint_every", "track")
+             "checkpoint_every", "track", "warm_start", "warm_start_top")
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -80,6 +86,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--track", action="append", choices=TRACKERS,
                    help="log every trial to an experiment tracker: mlflow (MLFLOW_TRACKING_URI, "
                         "else ./mlflow.db) or tensorboard (runs/<study>/); repeat for both")
+    p.add_argument("--warm-start", metavar="STUDY[@URL]",
+                   help="a new study first tries the best configurations of this earlier study "
+                        "(in studies/STUDY.db, or at the storage URL), fitted into its space")
+    p.add_argument("--warm-start-top", type=cli.positive_int, metavar="K",
+                   help=f"how many of them (default {DEFAULT_WARM_START_TOP})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save-models", choices=SAVE_MODES, default="best",
                    help="trained weights kept as study artifacts under studies/artifacts/<study>/: "

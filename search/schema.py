@@ -21,6 +21,8 @@ OBJECTIVE_NAME = "val_accuracy"
 
 # Trial user attrs.
 BASELINE_ATTR = "baseline"  # True on the textbook-recipe trial a study starts from
+# On a trial a warm start enqueued: where its configuration came from, "study#trial number".
+WARM_START_ATTR = "warm_start"
 WORKER_ATTR = "worker"  # who ran the trial: "host:pid:worker index"
 FAIL_REASON = "fail_reason"  # why a trial failed, one line
 N_PARAMS = "n_params"  # trainable parameters of the trial's model

@@ -21,6 +21,7 @@ from search.schema import (
     N_PARAMS,
     OVER_LIMIT,
     RESUMED_FROM_EPOCH,
+    WARM_START_ATTR,
 )
 from search.study.spec import LIMITS, StudySpec
 
@@ -65,6 +66,23 @@ def _baseline(trials: list[FrozenTrial], best: FrozenTrial) -> list[tuple[str, s
     return [("textbook recipe", f"trial #{first.number}, validation accuracy "
                                 f"{accuracy(first):.4f}; the exported trial is "
                                 f"{accuracy(best) - accuracy(first):+.4f} over it")]
+
+
+def _warm_start(trials: list[FrozenTrial], best: FrozenTrial) -> list[tuple[str, str]]:
+    """Which trials a warm start enqueued, and whether the exported one is among them."""
+    warm = [t for t in trials if WARM_START_ATTR in t.user_attrs]
+    if not warm:
+        return []
+    source = str(warm[0].user_attrs[WARM_START_ATTR]).rpartition("#")[0]
+    origins = ", ".join("#" + str(t.user_attrs[WARM_START_ATTR]).rpartition("#")[2] for t in warm)
+    ours = ", ".join(f"#{t.number}" for t in warm)
+    if best.number in {t.number for t in warm}:
+        verdict = "the exported trial is one of them"
+    else:
+        done = [accuracy(t) for t in warm if t.state == TrialState.COMPLETE and t.values]
+        over = f", {accuracy(best) - max(done):+.4f} over the best of them" if done else ""
+        verdict = f"the exported trial is not one of them{over}"
+    return [("warm start", f"trials {ours} from study {source!r} (its {origins}); {verdict}")]
 
 
 def _costs(f: ReportFacts, trials: list[FrozenTrial]) -> list[tuple[str, str]]:
@@ -114,6 +132,7 @@ def _summary(f: ReportFacts) -> Table:
                             f"{m['train_seconds']:.1f} s of training in all on {m['device']}"),
         *_costs(f, trials),
         *_baseline(trials, f.best),
+        *_warm_start(trials, f.best),
         ("trials", trial_counts(trials)),
         ("epochs spent", f"{spent} of {unpruned} without pruning ({len(finished)} finished trials × "
                          f"{f.spec.epochs} epochs) = {spent / max(unpruned, 1):.0%}"),

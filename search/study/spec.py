@@ -202,6 +202,11 @@ DEPLOY_DEFAULTS = {key: getattr(StudySpec(), key) for key in DEPLOY_KEYS}
 # its training; a write at most every 2 s cost -0.1% (noise; docs/benchmarks/resume.md), and bounds what
 # kill -9 loses to 2 s of training (or one epoch, where epochs are longer).
 SAVE_EVERY_SECONDS = 2.0
+# A warm start's configurations, unless told. Not settled by measurement: on digits
+# (benchmarks/warm_start.py, one seed; docs/benchmarks/warm-start.md) every K ended within two
+# validation images of the cold search, which reached its best on its third trial. 5 is a few
+# of an earlier study's best without making most of a short search replay it.
+DEFAULT_WARM_START_TOP = 5
 
 
 @dataclass(frozen=True)
@@ -231,10 +236,20 @@ class RunOptions:
     # Experiment trackers that log each trial this run finishes (TRACKERS; repeats are dropped).
     # A run option like jobs, not part of the spec: a resumed study may be tracked or not.
     track: tuple[str, ...] = ()
+    # An earlier study whose best configurations a new study tries first: "STUDY" (in
+    # studies/STUDY.db) or "STUDY@URL" (search.study.warm_start). A study with trials ignores it.
+    warm_start: str | None = None
+    # How many of the earlier study's best configurations it enqueues.
+    warm_start_top: int = DEFAULT_WARM_START_TOP
 
     def __post_init__(self) -> None:
         _whole("trials", self.trials, 1)
         _whole("jobs", self.jobs, 1)
+        _whole("warm_start_top", self.warm_start_top, 1)
+        if self.warm_start is not None and (not isinstance(self.warm_start, str)
+                                            or not self.warm_start):
+            raise SpecError(f"warm_start must be a study name (or STUDY@URL) but got "
+                            f"{self.warm_start!r}")
         object.__setattr__(self, "track", _trackers(self.track))
         if (isinstance(self.checkpoint_every, bool)
                 or not isinstance(self.checkpoint_every, int | float)

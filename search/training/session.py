@@ -50,6 +50,14 @@ from search.study.studies import (
     requeue_interrupted,
     stored_spec,
 )
+from search.study.warm_start import (
+    Source,
+    WarmStart,
+    enqueue_warm_start,
+    plan_warm_start,
+    read_source,
+    split_source,
+)
 from search.training.checkpoints import TrialCheckpoints, default_dir
 from search.training.costs import latency_setup, limit_check, smallest
 from search.training.device import resolve_device, worker_device
@@ -93,8 +101,9 @@ def _announce_orphans(study: optuna.Study, storage: RDBStorage, name: str) -> No
 
 
 def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
-                    data: DataBundle) -> optuna.Study:
-    """The study, created with its spec and (spec.baseline) first trial if it is new; its note.
+                    data: DataBundle, warm: WarmStart | None) -> optuna.Study:
+    """The study, created with its spec and first trials if it is new (a warm start's
+    configurations, else spec.baseline's recipe); its note.
 
     Under the study's lock: machines that start a new study together would otherwise each find
     no spec (or no note) and write it, and Optuna's attribute writes (read, then insert) fail
@@ -106,7 +115,13 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
         study = load_or_create(name, storage, spec, worker=seed_index(storage, 0),
                                fits=limit_check(spec, data.input_shape, data.n_classes))
         requeue_interrupted(study)  # before the baseline check: a stopped recipe is resumed
-        if spec.baseline and needs_baseline(study.get_trials(deepcopy=False)):
+        trials = study.get_trials(deepcopy=False)
+        if warm is not None and not trials:
+            # No recipe after them: where it did well on the earlier study, it is among its
+            # best configurations already (docs/warm-start.md).
+            enqueue_warm_start(study, warm)
+            print(warm.line())
+        elif spec.baseline and needs_baseline(trials):
             enqueue_baseline(study, spec.space)
         write_study_note(study, url, spec, data)
     finally:
@@ -183,6 +198,27 @@ def check_limits(spec: StudySpec, data: DataBundle) -> None:
                             "search a smaller space")
 
 
+def _warm_source(run: RunOptions, storage: RDBStorage | None, name: str) -> Source | None:
+    """The study a new study warm-starts from, read (never written) before the data loads; a
+    study that already has trials goes on from them and ignores it, with a note."""
+    if run.warm_start is None:
+        return None
+    split_source(run.warm_start)  # a malformed one is refused even where it would be ignored
+    held = _trial_count(storage, name) if storage is not None else 0
+    if held:
+        print(f"warm start from {run.warm_start!r} ignored: study {name!r} already has {held} "
+              "trials", file=sys.stderr)
+        return None
+    return read_source(run.warm_start)
+
+
+def _trial_count(storage: RDBStorage, name: str) -> int:
+    try:
+        return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    except KeyError:  # no such study yet
+        return 0
+
+
 def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool = False,
                 quiet: bool = False) -> OpenSearch:
     """The study to search, created if new: every check that can refuse comes before any write.
@@ -207,6 +243,7 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     fingerprint = tree_print(spec.data.dataset)
     if storage is not None and stored is not None:
         check_same_tree(storage, name, spec.data.dataset, fingerprint)
+    source = _warm_source(run, storage, name)
     data = load_bundle(dataclasses.replace(spec.data, download=download))
     spec = default_space(spec, asked_spec, stored, data.input_shape)
     sized = default_epochs(spec, asked_spec, stored, len(data.train.y))
@@ -217,8 +254,10 @@ def open_search(asked_spec: dict[str, Any], run: RunOptions, *, download: bool =
     spec = default_pruner(spec, asked_spec, stored)
     spec = default_baseline(spec, asked_spec, stored)
     check_limits(spec, data)
+    # Fitted into the space, which is known once the data is: refused before any write.
+    warm = plan_warm_start(source, run.warm_start_top, spec.space) if source else None
     storage = storage or create_user_storage(url)
-    study = _create_or_load(storage, name, spec, url, data)
+    study = _create_or_load(storage, name, spec, url, data, warm)
     if fingerprint is not None and DATA_PRINT_ATTR not in study.user_attrs:
         study.set_user_attr(DATA_PRINT_ATTR, fingerprint.to_dict())
     _announce_orphans(study, storage, name)

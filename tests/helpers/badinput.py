@@ -59,6 +59,13 @@ def study(case: Path, finished: Path) -> None:
     shutil.copytree(finished / "studies", case / "studies")
 
 
+def both(*setups: Setup) -> Setup:
+    def setup(case: Path, finished: Path) -> None:
+        for one in setups:
+            one(case, finished)
+    return setup
+
+
 def report(case: Path, finished: Path) -> None:
     shutil.copytree(finished / "reports", case / "reports")
 
@@ -174,6 +181,23 @@ CASES = [
                                                 "--dataset", "imagenet"), "'imagenet'"),
     Case("run-unknown-tracker-in-spec", "run", ("--config", "spec.toml"), "unknown tracker "
          "'wandb'; known: mlflow, tensorboard", spec('track = ["mlflow", "wandb"]\n')),
+    # search.run: warm starts (the finished study is the source; it must stay as it was)
+    Case("run-warm-start-no-storage", "run", ("--study", "new", "--warm-start", "ghost"),
+         "'sqlite:///studies/ghost.db' (the file does not exist)"),
+    Case("run-warm-start-unknown-study", "run",
+         ("--study", "new", "--warm-start", "nosuch@sqlite:///studies/digits.db"),
+         "no study 'nosuch' in sqlite:///studies/digits.db; studies there: digits", study),
+    Case("run-warm-start-nothing-in-common", "run",
+         ("--study", "new", "--warm-start", "digits", "--config", "spec.toml"),
+         "has nothing in common with this study's space", both(study, spec(
+             '[space]\nschedules = ["constant"]\n'))),
+    Case("run-warm-start-top-zero", "run", ("--warm-start", "digits", "--warm-start-top", "0"),
+         "'0'", study),
+    # Refused even by a study with trials, which ignores a well-formed warm start.
+    Case("run-warm-start-path-not-url", "run", ("--warm-start", "digits@studies/digits.db"),
+         "but got 'studies/digits.db'", study),
+    Case("run-warm-start-top-zero-in-spec", "run", ("--config", "spec.toml"),
+         "warm_start_top must be an integer >= 1 but got 0", spec("warm_start_top = 0\n")),
     # search.run: storage
     Case("run-postgres-closed-port", "run", ("--storage", PG_CLOSED, *TINY), "127.0.0.1:1",
          hidden="s3cret"),

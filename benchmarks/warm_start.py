@@ -1,0 +1,128 @@
+"""What a warm start saves: a search warm-started from a finished study on smaller data, against
+the same search started cold, in epochs to reach the cold search's final median best.
+
+Per seed, in a folder of its own: a finished study ``src`` on the source data (seed S), then on
+the target data a cold search and one warm-started search per K in --tops (``--warm-start src
+--warm-start-top K``), all with seed S + 100 and the defaults otherwise (the real CLI, cold start
+included). Each search's best val accuracy is followed trial by trial against the epochs it has
+trained (pruned trials count the epochs they trained). The figure: the epochs a search needs to
+reach the cold searches' final median best, as a share of the cold search's epochs (median over
+seeds; "never" where it does not get there).
+
+The issue's figure (shapes, 2,000 -> 6,000 images, 3 seeds):
+
+    python benchmarks/shapes.py data/shapes-2000 --n 2000
+    python benchmarks/shapes.py data/shapes-6000 --n 6000 --seed 1
+    python benchmarks/warm_start.py --source data/shapes-2000 --target data/shapes-6000 \\
+        --source-trials 40 --trials 30 --tops 5 --seeds 0 1 2
+
+The default K (search.study.spec.DEFAULT_WARM_START_TOP), on the bundled digits:
+
+    python benchmarks/warm_start.py --source digits --target digits --source-trials 30 \\
+        --trials 30 --tops 1 3 5 10 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+TARGET_SEED_OFFSET = 100  # the target searches must not replay the source's draws
+
+
+def search(folder: Path, study: str, dataset: str, trials: int, seed: int, extra: list[str],
+           data_dir: Path) -> list[tuple[int, float]]:
+    """Run one search; its (epochs trained so far, best val accuracy so far) after each trial."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "search.run", "--dataset", dataset, "--study", study,
+                    "--trials", str(trials), "--seed", str(seed), "--data-dir", str(data_dir),
+                    "--quiet", *extra], cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    loaded = optuna.load_study(study_name=study,
+                               storage=f"sqlite:///{folder / 'studies' / study}.db")
+    curve, epochs, best = [], 0, 0.0
+    for t in sorted(loaded.get_trials(deepcopy=False), key=lambda t: t.number):
+        epochs += int(t.user_attrs.get("epochs_run", 0))
+        if t.state == TrialState.COMPLETE and t.values:
+            best = max(best, t.values[0])
+        curve.append((epochs, best))
+    print(f"{time.strftime('%H:%M:%S')} {study} seed {seed}: best {best:.4f} after {epochs} "
+          f"epochs, {time.perf_counter() - started:.0f} s", flush=True)
+    return curve
+
+
+def epochs_to(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((epochs for epochs, best in curve if best >= target), None)
+
+
+def trials_to(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((i + 1 for i, (_, best) in enumerate(curve) if best >= target), None)
+
+
+def one_seed(args: argparse.Namespace, seed: int, data_dir: Path) -> dict[str, list]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+        search(folder, "src", args.source, args.source_trials, seed, epochs, data_dir)
+        target_seed = seed + TARGET_SEED_OFFSET
+        curves = {"cold": search(folder, "cold", args.target, args.trials, target_seed, epochs,
+                                 data_dir)}
+        for k in args.tops:
+            warm = [*epochs, "--warm-start", "src", "--warm-start-top", str(k)]
+            curves[f"warm K={k}"] = search(folder, f"warm-{k}", args.target, args.trials,
+                                           target_seed, warm, data_dir)
+        return curves
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "never" if value is None else format(value, fmt)
+
+
+def _median(shares: list[float | None]) -> float | None:
+    # A search that never got there counts as the slowest; the median may still be reached.
+    median = statistics.median(float("inf") if v is None else v for v in shares)
+    return None if median == float("inf") else median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="digits", help="the earlier study's dataset")
+    parser.add_argument("--target", default="digits", help="the new searches' dataset")
+    parser.add_argument("--source-trials", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--tops", type=int, nargs="+", default=[1, 3, 5, 10])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, help="max epochs per trial, every search (default: "
+                        "each study's own, sized from its data); for a quick, smaller run")
+    parser.add_argument("--data-dir", type=Path, default=Path("data").resolve(),
+                        help="decode cache, shared by every search (default data/)")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs = {seed: one_seed(args, seed, args.data_dir.resolve()) for seed in args.seeds}
+    target = statistics.median(runs[s]["cold"][-1][1] for s in args.seeds)
+    print(f"\ncold searches' final median best: {target:.4f}\n")
+    print("| search | " + " | ".join(f"seed {s}: epochs (trials) to it / cold epochs"
+                                     for s in args.seeds) + " | median share |")
+    print("| --- |" + " --- |" * (len(args.seeds) + 1))
+    for name in runs[args.seeds[0]]:
+        shares, cells = [], []
+        for s in args.seeds:
+            cold_epochs = runs[s]["cold"][-1][0]
+            reached = epochs_to(runs[s][name], target)
+            share = None if reached is None else reached / cold_epochs
+            shares.append(share)
+            cells.append(f"{_cell(reached, 'd')} ({_cell(trials_to(runs[s][name], target), 'd')}) "
+                         f"/ {cold_epochs} = {_cell(share, '.2f')}")
+        print(f"| {name} | " + " | ".join(cells) + f" | {_cell(_median(shares), '.2f')} |")
+
+
+if __name__ == "__main__":
+    main()
