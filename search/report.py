@@ -2,7 +2,8 @@
 train+val, test it once, and write a report people can read.
 
 It runs no search trials. Everything lands in ``reports/<study>/``: best_config.json,
-model.pt, model.pt2, metrics.json, report.md, report.html and plots/.
+model.pt, model.pt2, model.onnx (with the deploy extra), metrics.json, report.md,
+report.html and plots/.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def report_cli(args: argparse.Namespace) -> int:
     # Imported here, not above: --help and a refused flag answer without loading torch.
     from search.paths import check_output_folder
+    from search.results.onnx_export import summary_line
     from search.results.reporting import write_report
     from search.study.storage import check_study_name, default_storage
     from search.study.studies import open_existing, spec_of
@@ -59,14 +61,11 @@ def report_cli(args: argparse.Namespace) -> int:
           f"accuracy {m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over "
           f"{args.seeds} seed(s); {m['n_params']:,} parameters, {m['macs']:,} MACs, "
           f"{m['latency_ms']:.3f} ms ({m['latency_setup']})")
-    check = m.get("onnx", {})
+    check = m["onnx"]
     onnx = "model.onnx " if "ok" in check else ""
     print(f"wrote {report.folder}/: best_config.json model.pt model.pt2 {onnx}metrics.json "
           f"report.md report.html plots/ in {report.seconds:.1f} s")
-    if "ok" in check:
-        print(f"model.onnx under onnxruntime: {check['same_predictions']:.2%} of {check['images']} "
-              f"test predictions equal, largest logit difference {check['max_abs_logit_diff']:.1e} "
-              f"(tolerance {check['tolerance']:.0e})")
+    print(summary_line(check))
     print("attached model.pt and report.html to the study (optuna-dashboard: Study Artifacts)")
     if report_to_mlflow(study, asked=args.track == "mlflow"):
         where = log_report(study, report.folder, {k: m[k] for k in TEST_METRICS})

@@ -18,7 +18,8 @@ PROG = "python -m search.retrain"
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = cli.Parser(prog=prog, description="Retrain an exported configuration on train+val, "
-                   "test it once, and save model.pt, model.pt2 and metrics.json.")
+                   "test it once, and save model.pt, model.pt2, model.onnx (with the deploy "
+                   "extra) and metrics.json.")
     p.add_argument("config", type=Path, help="best_config.json written by python -m search.report")
     p.add_argument("--seeds", type=cli.positive_int, default=3, help="retrains, one per seed (default 3)")
     p.add_argument("--epochs", type=cli.positive_int, help="default: the epochs in the config")
@@ -32,7 +33,8 @@ def retrain_cli(args: argparse.Namespace) -> int:
     # Imported here, not above: --help and a refused flag answer without loading torch.
     from search.paths import check_output_folder
     from search.results.best_config import read_best_config
-    from search.results.retrain import retrain
+    from search.results.onnx_export import summary_line
+    from search.results.retrain import SOMETIMES_WRITTEN, retrain
     from search.results.staging import staged
     from search.training.device import resolve_device
 
@@ -40,12 +42,15 @@ def retrain_cli(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = args.out or args.config.parent
     check_output_folder(out)
-    with staged(out) as staging:  # a retrain stopped part-way leaves the folder as it was
+    # A retrain stopped part-way leaves the folder as it was.
+    with staged(out, owned=SOMETIMES_WRITTEN) as staging:
         result = retrain(best, args.seeds, staging, device, epochs=args.epochs,
                          done=out.parent / f".{out.name}.seeds")
     m = result.metrics
     print(f"test accuracy {m['test_accuracy_mean']:.4f} +- {m['test_accuracy_std']:.4f} over "
-          f"{len(m['per_seed'])} seed(s); wrote {out / 'model.pt'}, model.pt2, metrics.json")
+          f"{len(m['per_seed'])} seed(s); wrote {out / 'model.pt'}, model.pt2, "
+          f"{'model.onnx, ' if 'ok' in m['onnx'] else ''}metrics.json")
+    print(summary_line(m["onnx"]))
     return cli.EXIT_OK
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from search.data.format import InputFormat
+from search.hints import first_line
 from search.results.export import Deployed
 
 NAME = "model.onnx"
@@ -74,5 +75,22 @@ def write_onnx(path: Path, model: nn.Module, input_format: InputFormat,
     need = missing()
     if need is not None:
         return {"skipped": f"no model.onnx: {need}"}
-    export_onnx(path, model, input_format)
-    return check_onnx(path, model, input_format, images)
+    try:
+        export_onnx(path, model, input_format)
+        return check_onnx(path, model, input_format, images)
+    except Exception as error:  # noqa: BLE001 - torch.export and onnxscript raise many types
+        # model.pt and model.pt2 are the report's products and took minutes of retraining; an
+        # exporter that cannot translate a model (or an onnxscript it does not work with) costs
+        # only the ONNX file, and metrics.json says why.
+        path.unlink(missing_ok=True)
+        return {"failed": f"no model.onnx: {type(error).__name__}: {first_line(error)[:200]}"}
+
+
+def summary_line(check: dict[str, Any]) -> str:
+    """One line for the terminal on what ``write_onnx`` returned."""
+    if "ok" not in check:  # skipped or failed: the reason, which names the file
+        return check.get("skipped") or check["failed"]
+    verdict = "agrees with" if check["ok"] else "DIFFERS FROM"
+    return (f"model.onnx under onnxruntime {verdict} the PyTorch model: {check['same_predictions']:.2%} "
+            f"of {check['images']} test predictions equal, largest logit difference "
+            f"{check['max_abs_logit_diff']:.1e} (tolerance {check['tolerance']:.0e})")

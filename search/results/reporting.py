@@ -22,7 +22,7 @@ from search.results.artifacts import open_store, upload_report_artifacts
 from search.results.front import Choice, accuracy, choose, costs_of
 from search.results.plots import confusion_matrix_plot, study_plots
 from search.results.render import html_page, markdown
-from search.results.retrain import retrain
+from search.results.retrain import SOMETIMES_WRITTEN, retrain
 from search.results.sections import ReportFacts, sections, trial_counts
 from search.results.staging import staged
 from search.study.next_steps import search_command
@@ -61,7 +61,7 @@ def write_report(study: optuna.Study, spec: StudySpec, url: str, *, out_root: Pa
     config = sample_config(optuna.trial.FixedTrial(trial.params), spec.space)
     final = out_root / name
     # Written whole or not at all: a report stopped part-way leaves the last one as it was.
-    with staged(final) as out:
+    with staged(final, owned=SOMETIMES_WRITTEN) as out:
         config_path = out / best_config.NAME
         best_config.write_best_config(config_path, best_config.from_trial(
             study=name, trial=trial.number, value=accuracy(trial), params=trial.params, spec=spec,

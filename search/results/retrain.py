@@ -1,4 +1,5 @@
-"""Retrain a chosen configuration on train+val, test it once per seed, and save the model.
+"""Retrain a chosen configuration on train+val, test it once per seed, and save the model:
+model.pt, model.pt2, model.onnx (with the deploy extra) and metrics.json.
 
 ``search.report`` and ``search.retrain`` both run this, from a best_config.json.
 """
@@ -28,6 +29,10 @@ from search.results.onnx_export import write_onnx
 from search.training.costs import LatencySetup, count_macs, measure_latency
 from search.training.loop import Normalizer, fit, predict
 from search.training.objective import seed_everything
+
+# Files a retrain writes only sometimes (model.onnx needs the deploy extra): its callers stage
+# the folder with these as ``owned``, so an earlier run's copy never sits beside this run's model.
+SOMETIMES_WRITTEN = (ONNX_NAME,)
 
 
 @dataclass(frozen=True)

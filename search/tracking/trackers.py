@@ -179,7 +179,7 @@ def start_tracking(names: Sequence[str]) -> Tracking:
 
 
 # What a report attaches to the study's MLflow run, under the report folder.
-REPORT_FILES = ("best_config.json", "metrics.json", "model.pt", "model.pt2")
+REPORT_FILES = ("best_config.json", "metrics.json", "model.pt", "model.pt2", "model.onnx")
 REPORT_FOLDERS = ("plots",)
 
 

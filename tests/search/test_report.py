@@ -30,8 +30,8 @@ CONFIG = TrialConfig(widths=(8,), optimizer="adam", lr=1e-2, weight_decay=0.0, d
                      batch_size=64, beta1=0.9)
 
 STUDY = "tiny-report"
-FILES = ("best_config.json", "metrics.json", "model.pt", "model.pt2", "report.md", "report.html",
-         "plots/optimization_history.png", "plots/intermediate_values.png",
+FILES = ("best_config.json", "metrics.json", "model.pt", "model.pt2", "model.onnx", "report.md",
+         "report.html", "plots/optimization_history.png", "plots/intermediate_values.png",
          "plots/param_importances.png", "plots/parallel_coordinate.png", "plots/confusion_matrix.png")
 
 
@@ -112,6 +112,8 @@ def test_report_metrics_and_config_hold_what_retraining_needs(reported: Reported
         sum(s["test_accuracy"] for s in metrics["per_seed"]) / 2)
     assert metrics["test_accuracy_std"] >= 0 and metrics["n_params"] > 0 and metrics["train_seconds"] > 0
     assert metrics["val_accuracy"] == config["provenance"]["val_accuracy"]
+    # Rule: model.onnx gives the saved model's answers on every test image under onnxruntime.
+    assert metrics["onnx"]["ok"] and metrics["onnx"]["images"] == metrics["n_test"]
     # Rule: best_config.json carries data, model, budget and provenance, not the search space.
     assert config["format"] == "cnn-search-best-config/2"
     assert config["data"]["dataset"] == "digits" and "space" not in config
@@ -177,7 +179,32 @@ def test_retrain_cli_reproduces_seed0_test_accuracy(reported: Reported, tmp_path
     first = json.loads((reported.out / "metrics.json").read_text())
     # Rule: retraining seed 0 from best_config.json alone, on the CPU, gives the same test accuracy.
     assert again["per_seed"][0]["test_accuracy"] == first["per_seed"][0]["test_accuracy"]
-    assert (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt2").is_file()
+    assert {p.name for p in tmp_path.glob("model.*")} == {"model.pt", "model.pt2", "model.onnx"}
+
+
+# python -c: the retrain CLI as if the deploy extra were not installed.
+WITHOUT_ONNXRUNTIME = """
+import sys
+sys.modules["onnxruntime"] = None  # import fails and find_spec says None, as when not installed
+from search.retrain import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_retrain_without_deploy_extra_skips_onnx_and_drops_the_old_one(reported: Reported,
+                                                                        tmp_path: Path) -> None:
+    shutil.copytree(reported.out, tmp_path, dirs_exist_ok=True)
+    assert (tmp_path / "model.onnx").is_file()  # the report's, from a model about to be replaced
+    done = subprocess.run([sys.executable, "-c", WITHOUT_ONNXRUNTIME, str(tmp_path / "best_config.json"),
+                           "--seeds", "1", "--device", "cpu"], capture_output=True, text=True,
+                          timeout=300)
+    # Rule: without the extra the retrain still succeeds; metrics.json and the terminal say what
+    # to install; the earlier run's model.onnx is removed, never left beside the new model.pt.
+    assert done.returncode == 0, done.stderr
+    onnx = json.loads((tmp_path / "metrics.json").read_text())["onnx"]
+    assert set(onnx) == {"skipped"} and "[deploy]" in onnx["skipped"]
+    assert onnx["skipped"] in done.stdout
+    assert not (tmp_path / "model.onnx").exists() and (tmp_path / "model.pt2").is_file()
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

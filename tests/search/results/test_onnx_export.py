@@ -12,7 +12,7 @@ import torch
 from model_space import TrialConfig, build_model
 from search.data.format import InputFormat
 from search.results.export import Deployed
-from search.results.onnx_export import TOLERANCE, check_onnx, export_onnx
+from search.results.onnx_export import TOLERANCE, check_onnx, export_onnx, summary_line, write_onnx
 
 # Two convs per block with a residual and test-time flips: every layer kind the space builds.
 CONFIG = TrialConfig(widths=(8, 16), optimizer="sgd", lr=0.1, weight_decay=0.0, dropout=0.1,
@@ -54,3 +54,29 @@ def test_check_onnx_reports_equal_predictions_within_tolerance(exported) -> None
     # A different model's weights under the same file: the check says so.
     other = build_model(CONFIG, FORMAT.input_shape, len(FORMAT.classes)).eval()
     assert not check_onnx(path, other, FORMAT, images)["ok"]
+
+
+class DataDependent(torch.nn.Module):
+    """A branch on the values, which torch.export cannot trace: an export that fails."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, :4] if x.sum() > 0 else -x.flatten(1)[:, :4]
+
+
+def test_write_onnx_that_cannot_export_says_why_and_leaves_no_file(tmp_path: Path) -> None:
+    images = torch.zeros((3, *FORMAT.input_shape), dtype=torch.uint8)
+    check = write_onnx(tmp_path / "model.onnx", DataDependent(), FORMAT, images)
+    # Rule: a failed export costs only model.onnx: no exception, no file, and the reason recorded.
+    assert set(check) == {"failed"} and check["failed"].startswith("no model.onnx: ")
+    assert list(tmp_path.iterdir()) == []
+    assert summary_line(check) == check["failed"]
+
+
+def test_summary_line_says_whether_the_file_agrees(exported) -> None:
+    path, model = exported
+    images = torch.randint(0, 256, (10, *FORMAT.input_shape), dtype=torch.uint8)
+    check = check_onnx(path, model, FORMAT, images)
+    # Rule: the terminal line gives the verdict and the numbers behind it.
+    assert summary_line(check).startswith("model.onnx under onnxruntime agrees with the PyTorch model: "
+                                          "100.00% of 10 test predictions equal")
+    assert "DIFFERS FROM" in summary_line({**check, "ok": False})

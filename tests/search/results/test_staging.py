@@ -53,3 +53,14 @@ def test_staged_creates_a_missing_folder(tmp_path: Path) -> None:
     with staged(final) as out:
         (out / "metrics.json").write_text("{}")
     assert _tree(final) == {"metrics.json": "{}"}
+
+
+def test_staged_owned_file_not_written_again_is_removed(last_run: Path) -> None:
+    (last_run / "model.onnx").write_text("old run's export")
+    with staged(last_run, owned=("model.onnx", "notes.txt")) as out:
+        (out / "model.pt").write_text("new model")
+        (out / "notes.txt").write_text("new notes")
+    # Rule: an owned file this run did not write goes (it would be taken for this run's model);
+    # one it wrote replaces the old; files it does not own are kept.
+    assert _tree(last_run) == {"model.pt": "new model", "notes.txt": "new notes",
+                               "plots/old.png": "old plot"}

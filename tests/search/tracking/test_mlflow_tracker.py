@@ -82,7 +82,7 @@ def test_report_attaches_its_files_to_a_tracked_study_run(tracked: Tracked,
     files = {a.path for a in runs.client.list_artifacts(parent.info.run_id)}
     plots = {a.path for a in runs.client.list_artifacts(parent.info.run_id, "plots")}
     # Rule: a study run with --track mlflow gets its report without asking: the best
-    # configuration, the test metrics, the model and the plots.
-    assert {"best_config.json", "metrics.json", "model.pt", "model.pt2", "plots"} <= files
+    # configuration, the test metrics, the model (all three formats) and the plots.
+    assert {"best_config.json", "metrics.json", "model.pt", "model.pt2", "model.onnx", "plots"} <= files
     assert "plots/confusion_matrix.png" in plots
     assert 0 < parent.data.metrics["test_accuracy_mean"] <= 1
