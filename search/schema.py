@@ -29,6 +29,8 @@ N_PARAMS = "n_params"  # trainable parameters of the trial's model
 MACS = "macs"  # multiply-accumulates of one image's forward pass (search.training.costs)
 LATENCY_MS = "latency_ms"  # median forward pass, measured as LATENCY_SETUP says
 LATENCY_SETUP = "latency_setup"  # where latency was measured, e.g. "cpu, batch 1, 1 thread"
+# True on a start-up trial whose model shape was drawn among those within the limits.
+FEASIBLE_START_ATTR = "feasible_start"
 OVER_LIMIT = "over_limit"  # why a trial was never trained, e.g. "n_params 25,010 > max_params 20,000"
 # A multi-objective trial's val accuracy after each epoch (Trial.report serves one objective).
 VAL_CURVE = "val_accuracies"

@@ -16,6 +16,7 @@ accumulates per image and inference latency.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -215,3 +216,46 @@ def limit_check(spec: StudySpec, input_shape: tuple[int, int, int],
         return known[key]
 
     return fits
+
+
+def _draw_architecture(space: SearchSpace, rng: random.Random) -> dict[str, Any]:
+    """Uniformly random values of the parameters that shape a model, named as sample_config
+    names them, and only those it would ask for."""
+    params: dict[str, Any] = {}
+    low, high = space.depth
+    depth = params["depth"] = rng.randint(low, high)
+    doubling = rng.choice(space.width_doubling)
+    if len(space.width_doubling) > 1:
+        params["width_doubling"] = doubling
+    for i in range(1 if doubling else depth):
+        params[f"width_{i}"] = rng.choice(space.widths)
+    convs = params["convs"] = rng.choice(space.convs)
+    if convs > 1:
+        params["residual"] = rng.choice(space.residual)
+    if False in space.tta_flip:
+        params["tta_flip"] = False  # asked only of augmented trials; never costs more unasked
+    return {k: v for k, v in params.items() if not _fixed(space, k)}
+
+
+def _fixed(space: SearchSpace, name: str) -> bool:
+    """Whether the space leaves ``name`` one value, so that sample_config never asks for it."""
+    choices = {"depth": space.depth if space.depth[0] != space.depth[1] else (0,),
+               "width_doubling": space.width_doubling, "convs": space.convs,
+               "residual": space.residual, "tta_flip": space.tta_flip}
+    return len(choices.get(name, space.widths)) == 1
+
+
+def feasible_starts(spec: StudySpec, input_shape: tuple[int, int, int], n_classes: int, count: int,
+                    seed: int) -> list[dict[str, Any]]:
+    """Up to ``count`` random model shapes within the spec's limits (partial trial params: the
+    rest is the sampler's), drawn with rejection, at most 50 draws per shape."""
+    fits = limit_check(spec, input_shape, n_classes)
+    rng = random.Random(seed)
+    starts = []
+    for _ in range(count * 50):
+        params = _draw_architecture(spec.space, rng)
+        if fits(params) and params not in starts:
+            starts.append(params)
+        if len(starts) == count:
+            break
+    return starts

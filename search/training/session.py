@@ -16,7 +16,7 @@ from search.data.fingerprint import TreePrint, pinned_dataset, tree_print
 from search.data.options import DataError, default_study_name
 from search.data.registry import DataBundle, check_data_paths, load_bundle
 from search.errors import UsageError
-from search.schema import DATA_PRINT_ATTR, FAIL_REASON
+from search.schema import DATA_PRINT_ATTR, FAIL_REASON, FEASIBLE_START_ATTR
 from search.study.gate import lock_file, target_lock
 from search.study.note import write_study_note
 from search.study.orphans import fail_orphans, is_local_sqlite
@@ -59,7 +59,7 @@ from search.study.warm_start import (
     split_source,
 )
 from search.training.checkpoints import TrialCheckpoints, default_dir
-from search.training.costs import latency_setup, limit_check, smallest
+from search.training.costs import feasible_starts, latency_setup, limit_check, smallest
 from search.training.device import resolve_device, worker_device
 from search.training.workers import WorkerJob, seed_index, thread_share
 
@@ -123,10 +123,25 @@ def _create_or_load(storage: RDBStorage, name: str, spec: StudySpec, url: str,
             print(warm.line())
         elif spec.baseline and needs_baseline(trials):
             enqueue_baseline(study, spec.space)
+        if spec.limits and not trials:
+            _enqueue_feasible_starts(study, spec, data)
         write_study_note(study, url, spec, data)
     finally:
         lock.release()
     return study
+
+
+# TPE's random start-up trials (search.strategy.samplers): under a limit, each gets a model shape
+# drawn at random among those within it. Drawn one parameter at a time, as TPE's start-up is,
+# most of them were over a --max-params 20000 limit on digits, and TPE then had few feasible
+# trials to learn from (docs/benchmarks/deployment.md).
+FEASIBLE_STARTS = 10
+
+
+def _enqueue_feasible_starts(study: optuna.Study, spec: StudySpec, data: DataBundle) -> None:
+    for params in feasible_starts(spec, data.input_shape, data.n_classes, FEASIBLE_STARTS,
+                                  spec.seed):
+        study.enqueue_trial(params, user_attrs={FEASIBLE_START_ATTR: True})
 
 
 def _stored_spec(storage: RDBStorage, name: str) -> dict[str, Any] | None:

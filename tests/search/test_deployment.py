@@ -12,7 +12,15 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from search import report, run
-from search.schema import EPOCHS_RUN, LATENCY_MS, MACS, N_PARAMS, OVER_LIMIT, VAL_CURVE
+from search.schema import (
+    EPOCHS_RUN,
+    FEASIBLE_START_ATTR,
+    LATENCY_MS,
+    MACS,
+    N_PARAMS,
+    OVER_LIMIT,
+    VAL_CURVE,
+)
 from tests.helpers.configs import TINY_SPACE_TOML
 from tests.helpers.studies import load
 
@@ -33,6 +41,12 @@ def test_max_params_trains_nothing_over_the_limit(workdir: Path) -> None:
         assert t.user_attrs[OVER_LIMIT] == f"n_params {t.user_attrs[N_PARAMS]:,} > max_params 1,000"
     assert all(t.user_attrs[N_PARAMS] <= 1000 for t in trained)
     assert all(MACS in t.user_attrs and t.user_attrs[LATENCY_MS] > 0 for t in trials)
+    # The start-up trials get model shapes drawn within the limit: here the two that fit
+    # (one block of 8 or 16 channels), each once, first.
+    starts = [t for t in trials if t.user_attrs.get(FEASIBLE_START_ATTR)]
+    assert [t.number for t in starts] == [0, 1]
+    assert sorted(t.params["width_0"] for t in starts) == [8, 16]
+    assert all(t.params["depth"] == 1 and t.user_attrs[EPOCHS_RUN] > 0 for t in starts)
 
 
 @pytest.fixture(scope="module")

@@ -52,3 +52,18 @@ def test_smallest_is_at_most_every_sampled_configuration() -> None:
         assert least["macs"] <= count_macs(model, (1, 8, 8))
     # Depth 1, width 16, one conv: the cheapest model of the default space.
     assert least["n_params"] == 826
+
+
+@pytest.mark.parametrize(("space", "shape", "limit"), [(SearchSpace(), (1, 8, 8), 20_000),
+                                                       (PHOTOS, (3, 32, 32), 100_000)])
+def test_feasible_starts_are_distinct_shapes_within_the_limit(space, shape, limit) -> None:
+    from search.study.spec import StudySpec
+    from search.training.costs import architecture, feasible_starts
+
+    spec = StudySpec(space=space, max_params=limit)
+    starts = feasible_starts(spec, shape, 10, count=10, seed=0)
+    assert len(starts) == 10 and all(starts.count(s) == 1 for s in starts)
+    for params in starts:
+        config = architecture(params, space)
+        assert config is not None  # every parameter that shapes the model is there
+        assert count_parameters(build_model(config, shape, 10)) <= limit
