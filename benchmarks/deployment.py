@@ -158,7 +158,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    costs = [c for c in REFERENCE if c in results]
+    costs = [c for c in REFERENCE if results.get(c)]
+    if not costs:
+        return
     fig, axes = plt.subplots(1, len(costs), figsize=(6 * len(costs), 4), squeeze=False)
     for ax, cost in zip(axes[0], costs, strict=True):
         for row in results[cost]:
