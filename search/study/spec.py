@@ -29,6 +29,13 @@ ACCURACY = "val_accuracy"
 COSTS = ("n_params", "macs", "latency_ms")
 # Limit key -> the cost it bounds.
 LIMITS = {"max_params": "n_params", "max_macs": "macs", "max_latency_ms": "latency_ms"}
+# Cost -> the limit key that bounds it.
+LIMIT_OF = {cost: key for key, cost in LIMITS.items()}
+
+
+def direction_of(objective: str) -> str:
+    """Accuracy is maximised, every cost minimised."""
+    return "maximize" if objective == ACCURACY else "minimize"
 
 
 class SpecError(InputError):
@@ -161,7 +168,7 @@ class StudySpec:
 
     @property
     def directions(self) -> list[str]:
-        return ["maximize" if name == ACCURACY else "minimize" for name in self.objectives]
+        return [direction_of(name) for name in self.objectives]
 
     def to_flat(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict: data and budget keys at top level, the space nested."""

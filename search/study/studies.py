@@ -18,7 +18,7 @@ from search.optuna_private import storage_of, study_id
 from search.schema import BASELINE_ATTR, FAIL_REASON, INTERRUPTED, SPEC_ATTR
 from search.strategy.feasible import FeasibleSampler
 from search.strategy.samplers import make_pruner, make_sampler
-from search.study.spec import ACCURACY, SpecError, StudySpec
+from search.study.spec import ACCURACY, SpecError, StudySpec, direction_of
 from search.study.storage import RetryAsNew, mask_url, open_user_storage
 
 
@@ -76,8 +76,7 @@ def check_ours(storage: BaseStorage, study: str, study_id: int) -> None:
     wanted = spec.get("objectives", [ACCURACY])
     if not isinstance(wanted, list) or not wanted:
         wanted = [ACCURACY]  # StudySpec's own check names the bad value
-    expected = [optuna.study.StudyDirection.MAXIMIZE if name == ACCURACY
-                else optuna.study.StudyDirection.MINIMIZE for name in wanted]
+    expected = [optuna.study.StudyDirection[direction_of(name).upper()] for name in wanted]
     directions = storage.get_study_directions(study_id)
     if directions != expected:
         shown = ", ".join(d.name.lower() for d in directions)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from model_space import SearchSpace, TrialConfig, build_model, count_parameters
-from search.study.spec import StudySpec
+from search.study.spec import LIMIT_OF, StudySpec
 
 WARMUP = 3
 REPEATS = 15
@@ -192,6 +192,14 @@ def architecture(params: dict[str, Any], space: SearchSpace) -> TrialConfig | No
         return None
 
 
+def over_limit(costs: Costs, limits: dict[str, float]) -> str | None:
+    """Why a model may not be trained (the first limit it breaks), or None when it fits."""
+    for cost, limit in limits.items():
+        if costs.value(cost) > limit:
+            return f"{cost} {costs.value(cost):,g} > {LIMIT_OF[cost]} {limit:,g}"
+    return None
+
+
 def latency_setup(spec: StudySpec) -> LatencySetup:
     return LatencySetup(spec.latency_device, spec.latency_batch, spec.latency_threads)
 
@@ -212,7 +220,7 @@ def limit_check(spec: StudySpec, input_shape: tuple[int, int, int],
             model = build_model(config, input_shape, n_classes)
             costs = measure(model, input_shape, setup) if "latency_ms" in limits else Costs(
                 count_parameters(model), count_macs(model, input_shape), 0.0)
-            known[key] = all(costs.value(name) <= limit for name, limit in limits.items())
+            known[key] = over_limit(costs, limits) is None
         return known[key]
 
     return fits
@@ -222,27 +230,25 @@ def _draw_architecture(space: SearchSpace, rng: random.Random) -> dict[str, Any]
     """Uniformly random values of the parameters that shape a model, named as sample_config
     names them, and only those it would ask for."""
     params: dict[str, Any] = {}
+
+    def draw(name: str, choices: Sequence[Any]) -> Any:
+        value = rng.choice(choices)
+        if len(choices) > 1:  # a single choice is never asked for (see _given)
+            params[name] = value
+        return value
+
     low, high = space.depth
-    depth = params["depth"] = rng.randint(low, high)
-    doubling = rng.choice(space.width_doubling)
-    if len(space.width_doubling) > 1:
-        params["width_doubling"] = doubling
+    depth = rng.randint(low, high)
+    if low != high:
+        params["depth"] = depth
+    doubling = draw("width_doubling", space.width_doubling)
     for i in range(1 if doubling else depth):
-        params[f"width_{i}"] = rng.choice(space.widths)
-    convs = params["convs"] = rng.choice(space.convs)
-    if convs > 1:
-        params["residual"] = rng.choice(space.residual)
-    if False in space.tta_flip:
+        draw(f"width_{i}", space.widths)
+    if draw("convs", space.convs) > 1:
+        draw("residual", space.residual)
+    if len(space.tta_flip) > 1:
         params["tta_flip"] = False  # asked only of augmented trials; never costs more unasked
-    return {k: v for k, v in params.items() if not _fixed(space, k)}
-
-
-def _fixed(space: SearchSpace, name: str) -> bool:
-    """Whether the space leaves ``name`` one value, so that sample_config never asks for it."""
-    choices = {"depth": space.depth if space.depth[0] != space.depth[1] else (0,),
-               "width_doubling": space.width_doubling, "convs": space.convs,
-               "residual": space.residual, "tta_flip": space.tta_flip}
-    return len(choices.get(name, space.widths)) == 1
+    return params
 
 
 def feasible_starts(spec: StudySpec, input_shape: tuple[int, int, int], n_classes: int, count: int,

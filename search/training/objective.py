@@ -40,9 +40,9 @@ from search.schema import (
     VAL_CURVE,
 )
 from search.strategy.pareto import ParetoHalving
-from search.study.spec import ACCURACY, LIMITS
+from search.study.spec import ACCURACY
 from search.training.checkpoints import CheckpointWriter, TrialCheckpoints, origin
-from search.training.costs import Costs, LatencySetup, measure
+from search.training.costs import Costs, LatencySetup, measure, over_limit
 from search.training.loop import DivergedError, EpochResult, TrainState, fit
 
 # Called with (trial, trained model, config, val accuracy) after a trial trains to the end.
@@ -72,15 +72,6 @@ def stalled(epochs: list[EpochResult], patience: int) -> bool:
         return False
     best_before = max(e.val_accuracy for e in epochs[:-patience])
     return all(e.val_accuracy <= best_before for e in epochs[-patience:])
-
-
-def over_limit(costs: Costs, limits: dict[str, float]) -> str | None:
-    """Why a model may not be trained (the first limit it breaks), or None when it fits."""
-    keys = {cost: key for key, cost in LIMITS.items()}
-    for cost, limit in limits.items():
-        if costs.value(cost) > limit:
-            return f"{cost} {costs.value(cost):,g} > {keys[cost]} {limit:,g}"
-    return None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from search.study.note import write_study_note
 from search.study.orphans import fail_orphans, is_local_sqlite
 from search.study.spec import (
     ACCURACY,
-    LIMITS,
+    LIMIT_OF,
     RunOptions,
     SpecError,
     StudySpec,
@@ -205,10 +205,9 @@ def check_limits(spec: StudySpec, data: DataBundle) -> None:
     if not spec.limits:
         return
     least = smallest(spec.space, data.input_shape, data.n_classes, latency_setup(spec))
-    keys = {cost: key for key, cost in LIMITS.items()}
     for cost, limit in spec.limits.items():
         if least[cost] > limit:
-            raise SpecError(f"{keys[cost]} {limit:,g} cannot be met: the smallest model of the "
+            raise SpecError(f"{LIMIT_OF[cost]} {limit:,g} cannot be met: the smallest model of the "
                             f"space has {cost} {least[cost]:,g} on this data; raise the limit or "
                             "search a smaller space")
 
