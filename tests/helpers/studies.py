@@ -48,3 +48,18 @@ def wait_for(predicate, timeout: float = 180.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         time.sleep(0.2)
+
+
+def refused_in_one_line(argv: list[str], named: str, workdir: Path, capture) -> None:
+    """``search.run`` refuses ``argv``: exit 2 (from argparse's parse_args or from main), one
+    stderr line naming ``named`` and no traceback, and no study file in ``workdir``."""
+    import pytest
+
+    from search.run import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(argv))
+    assert exit_info.value.code == 2
+    err = capture.readouterr().err
+    assert named in err and err.strip().count("\n") == 0 and "Traceback" not in err
+    assert not list(workdir.glob("studies/*.db"))

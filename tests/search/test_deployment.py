@@ -22,7 +22,7 @@ from search.schema import (
     VAL_CURVE,
 )
 from tests.helpers.configs import TINY_SPACE_TOML
-from tests.helpers.studies import load
+from tests.helpers.studies import load, refused_in_one_line
 
 TINY = ["--epochs", "3", "--config", "tiny.toml", "--quiet"]
 
@@ -136,12 +136,7 @@ def test_report_exports_any_complete_trial(pareto_study: Path, monkeypatch) -> N
 def test_bad_limits_are_one_line_exit_2_before_training(
     workdir: Path, capsys, args: list[str], named: str
 ) -> None:
-    with pytest.raises(SystemExit) as exit_info:  # argparse's refusals exit from parse_args
-        raise SystemExit(run.main(["--trials", "2", *args, *TINY]))
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert named in err and err.strip().count("\n") == 0 and "Traceback" not in err
-    assert not list(workdir.glob("studies/*.db"))
+    refused_in_one_line(["--trials", "2", *args, *TINY], named, workdir, capsys)
 
 
 def test_a_spec_file_limit_is_checked_like_the_flag(workdir: Path, capsys) -> None:
