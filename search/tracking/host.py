@@ -117,10 +117,11 @@ def _items(lines: TextIO) -> Iterator[Any]:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The lowest CPU priority: the host uses what training leaves, and catches up as the search
-    # ends. At normal priority its 5 s of CPU over a 100-trial digits search took a share of a
-    # busy machine from training: +12% wall time (docs/benchmarks/tracking.md).
-    os.nice(19)
+    # Normal CPU priority, on purpose. At nice 19 (and at SCHED_IDLE) the host cost a 100-trial
+    # digits search as much wall time as at normal priority (+12% on a busy machine, +5-6% on an
+    # idle one: docs/benchmarks/tracking.md), and on a machine kept busy by other work it was
+    # starved: a 3-trial search ended with the store not yet opened, and the trials were lost
+    # after the search's 60 s wait.
     # Our messages keep the real stdout; anything else printed here goes to stderr.
     say = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
