@@ -11,7 +11,13 @@ After each tracked run the script counts what the tracker holds: one run or fold
 Beside the wall time it prints the CPU time of the whole process tree (the search and its
 tracker host), which moves less than wall time on a machine shared with other work.
 
-    python benchmarks/tracking_cost.py [--seeds 0 1 2] [--trials 100] [--variants none mlflow ...]
+    python benchmarks/tracking_cost.py [--seeds 0 1 2] [--repeats 1] [--trials 100] \
+        [--variants none mlflow ...]
+
+A variant written VARIANT@PATH runs from the checkout at PATH (PYTHONPATH), to set a change
+side by side with the commit before it. With --repeats R every seed runs R rounds (the order
+still rotating each round): on an idle 2-core VM one search moves by up to 20% from run to run,
+so a 5% effect needs many rounds.
 """
 
 from __future__ import annotations
@@ -58,12 +64,15 @@ def tracked(variant: str, folder: Path) -> int:
     return -1
 
 
-def one_run(variant: str, seed: int, trials: int) -> dict[str, float]:
+def one_run(label: str, seed: int, trials: int) -> dict[str, float]:
+    variant, _, code = label.partition("@")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if variant == "mlflow":
             make_store(folder)
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        if code:  # another checkout's code (a git worktree), side by side with this one's
+            env["PYTHONPATH"] = str(Path(code).resolve())
         cpu_before = _children_cpu()
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "search.run", "--trials", str(trials), "--seed",
@@ -88,18 +97,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--repeats", type=int, default=1, help="rounds per seed")
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        help=f"of {', '.join(VARIANTS)}; VARIANT@PATH runs it from the checkout "
+                        "at PATH (a git worktree of another commit)")
     args = parser.parse_args()
+    for label in args.variants:
+        if label.partition("@")[0] not in VARIANTS:
+            parser.error(f"unknown variant {label!r}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rounds = [seed for seed in args.seeds for _ in range(args.repeats)]
     walls: dict[str, dict[int, float]] = {v: {} for v in args.variants}
     cpus: dict[str, dict[int, float]] = {v: {} for v in args.variants}
-    for i, seed in enumerate(args.seeds):
+    for i, seed in enumerate(rounds):
         order = args.variants[i % len(args.variants):] + args.variants[:i % len(args.variants)]
         epochs = set()
         for variant in order:
             row = one_run(variant, seed, args.trials)
-            walls[variant][seed], cpus[variant][seed] = row["wall_s"], row["cpu_s"]
+            walls[variant][i], cpus[variant][i] = row["wall_s"], row["cpu_s"]
             epochs.add(row["epochs"])
             print(f"{time.strftime('%H:%M:%S')} seed {seed} {variant}: wall {row['wall_s']:.1f} s, "
                   f"cpu {row['cpu_s']:.1f} s, "
@@ -108,13 +124,14 @@ def main() -> None:
         if len(epochs) != 1:
             print(f"seed {seed}: the variants trained different epochs {sorted(epochs)}", flush=True)
     for label, table in (("wall", walls), ("CPU", cpus)):
-        print(f"\n{label} seconds\n\n| variant | " + " | ".join(f"seed {s}" for s in args.seeds)
+        print(f"\n{label} seconds\n\n| variant | " + " | ".join(f"seed {s}" for s in rounds)
               + " | median ratio to none |")
-        print("| --- |" + " --- |" * (len(args.seeds) + 1))
+        print("| --- |" + " --- |" * (len(rounds) + 1))
         for variant in args.variants:
-            ratios = [table[variant][s] / table["none"][s] for s in args.seeds] if "none" in table else []
+            ratios = ([table[variant][i] / table["none"][i] for i in range(len(rounds))]
+                      if "none" in table else [])
             median = f"{statistics.median(ratios):.3f}" if ratios else "-"
-            cells = " | ".join(f"{table[variant][s]:.1f}" for s in args.seeds)
+            cells = " | ".join(f"{table[variant][i]:.1f}" for i in range(len(rounds)))
             print(f"| {variant} | {cells} | {median} |")
 
 

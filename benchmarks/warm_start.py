@@ -16,6 +16,12 @@ The issue's figure (shapes, 2,000 -> 6,000 images, 3 seeds):
     python benchmarks/warm_start.py --source data/shapes-2000 --target data/shapes-6000 \\
         --source-trials 40 --trials 30 --tops 5 --seeds 0 1 2
 
+Whether a same-data source should also inform the sampler directly (--informed: the source
+study copied and run on, so TPE sees all its finished trials), on the bundled digits:
+
+    python benchmarks/warm_start.py --source digits --target digits --source-trials 30 \\
+        --trials 30 --tops 5 --informed --seeds 0 1 2
+
 The default K (search.study.spec.DEFAULT_WARM_START_TOP), on the bundled digits:
 
     python benchmarks/warm_start.py --source digits --target digits --source-trials 30 \\
@@ -25,6 +31,7 @@ The default K (search.study.spec.DEFAULT_WARM_START_TOP), on the bundled digits:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import statistics
 import subprocess
 import sys
@@ -39,8 +46,9 @@ TARGET_SEED_OFFSET = 100  # the target searches must not replay the source's dra
 
 
 def search(folder: Path, study: str, dataset: str, trials: int, seed: int, extra: list[str],
-           data_dir: Path) -> list[tuple[int, float]]:
-    """Run one search; its (epochs trained so far, best val accuracy so far) after each trial."""
+           data_dir: Path, skip: int = 0) -> list[tuple[int, float]]:
+    """Run one search; its (epochs trained so far, best val accuracy so far) after each trial,
+    leaving out its first ``skip`` trials (copied in, not run here)."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "search.run", "--dataset", dataset, "--study", study,
                     "--trials", str(trials), "--seed", str(seed), "--data-dir", str(data_dir),
@@ -48,7 +56,7 @@ def search(folder: Path, study: str, dataset: str, trials: int, seed: int, extra
     loaded = optuna.load_study(study_name=study,
                                storage=f"sqlite:///{folder / 'studies' / study}.db")
     curve, epochs, best = [], 0, 0.0
-    for t in sorted(loaded.get_trials(deepcopy=False), key=lambda t: t.number):
+    for t in sorted(loaded.get_trials(deepcopy=False), key=lambda t: t.number)[skip:]:
         epochs += int(t.user_attrs.get("epochs_run", 0))
         if t.state == TrialState.COMPLETE and t.values:
             best = max(best, t.values[0])
@@ -78,7 +86,23 @@ def one_seed(args: argparse.Namespace, seed: int, data_dir: Path) -> dict[str, l
             warm = [*epochs, "--warm-start", "src", "--warm-start-top", str(k)]
             curves[f"warm K={k}"] = search(folder, f"warm-{k}", args.target, args.trials,
                                            target_seed, warm, data_dir)
+        if args.informed:
+            curves["informed"] = informed(folder, args, seed, epochs, data_dir)
         return curves
+
+
+def informed(folder: Path, args: argparse.Namespace, seed: int, epochs: list[str],
+             data_dir: Path) -> list[tuple[int, float]]:
+    """The source study copied whole, then run on for --trials more: its sampler sees every
+    finished source trial (only meaningful on the same data and split). Its sampler seed
+    differs from the source's (search.study.studies.sampler_seed counts the trials there)."""
+    studies = folder / "studies"
+    optuna.copy_study(from_study_name="src", from_storage=f"sqlite:///{studies / 'src'}.db",
+                      to_storage=f"sqlite:///{studies / 'informed'}.db", to_study_name="informed")
+    copied = optuna.load_study(study_name="informed", storage=f"sqlite:///{studies / 'informed'}.db")
+    finished = len(copied.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    return search(folder, "informed", args.target, finished + args.trials, seed, epochs, data_dir,
+                  skip=len(copied.get_trials(deepcopy=False)))
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -100,13 +124,25 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--tops", type=int, nargs="+", default=[1, 3, 5, 10])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds run side by side (each search with OMP_NUM_THREADS=1 is wise)")
+    parser.add_argument("--informed", action="store_true",
+                        help="also run the source study on (same data only): its finished trials "
+                        "inform the sampler directly")
     parser.add_argument("--epochs", type=int, help="max epochs per trial, every search (default: "
                         "each study's own, sized from its data); for a quick, smaller run")
     parser.add_argument("--data-dir", type=Path, default=Path("data").resolve(),
                         help="decode cache, shared by every search (default data/)")
     args = parser.parse_args()
+    # Each search runs in a folder of its own: a tree given relative to here must be found there.
+    args.source, args.target = (str(Path(d).resolve()) if Path(d).is_dir() else d
+                                for d in (args.source, args.target))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    runs = {seed: one_seed(args, seed, args.data_dir.resolve()) for seed in args.seeds}
+    # Seeds side by side (--jobs): the figure counts epochs, which other work does not change.
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {seed: pool.submit(one_seed, args, seed, args.data_dir.resolve())
+                   for seed in args.seeds}
+        runs = {seed: future.result() for seed, future in futures.items()}
     target = statistics.median(runs[s]["cold"][-1][1] for s in args.seeds)
     print(f"\ncold searches' final median best: {target:.4f}\n")
     print("| search | " + " | ".join(f"seed {s}: epochs (trials) to it / cold epochs"
