@@ -1,9 +1,10 @@
-"""Screenshot TensorBoard's HParams table of a real search.
+"""Screenshot MLflow's runs table and TensorBoard's HParams table of one real search.
 
-Runs ``python -m search.run --trials N --track tensorboard`` on the digits in a scratch folder,
-serves the result with ``tensorboard --logdir runs``, opens the HParams tab in headless Chromium
-(Debian's, through Playwright) and saves a screenshot. (MLflow 3's UI opens an experiment on
-its GenAI overview, not on its runs; no screenshot of it is taken.)
+Runs ``python -m search.run --trials N --track mlflow --track tensorboard`` on the digits in a
+scratch folder, serves the result with ``mlflow ui`` and ``tensorboard --logdir runs``, opens
+each in headless Chromium (Debian's, through Playwright) and saves a screenshot. MLflow 3's UI
+opens an experiment on its overview; the runs table is asked for by its address, with the
+study's run expanded to show its trials.
 
     python docs/tracking_screenshot.py [--trials 30] [--out docs/images]
 """
@@ -35,15 +36,25 @@ def serve(command: list[str], cwd: str, url: str) -> subprocess.Popen:
     return server
 
 
-def shoot(url: str, ready: str, out: Path, width: int) -> None:
+def shoot(url: str, ready: str, out: Path, width: int, expand: str | None = None) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": width, "height": 1000})
         page.goto(url)
         page.get_by_text(ready).first.wait_for(timeout=90_000)
         page.wait_for_timeout(3000)
+        if expand is not None:  # a parent run's row: its expander shows the nested runs
+            row = page.get_by_role("row").filter(has_text=expand).first
+            row.get_by_role("button").first.click()
+            page.wait_for_timeout(3000)
         page.screenshot(path=str(out))
         browser.close()
+
+
+def experiment_id(folder: str, name: str) -> str:
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{folder}/mlflow.db").get_experiment_by_name(name).experiment_id
 
 
 def main() -> None:
@@ -55,17 +66,25 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "search.run", "--trials", str(args.trials), "--quiet",
-                        "--track", "tensorboard"], cwd=tmp, check=True)
+                        "--track", "mlflow", "--track", "tensorboard"], cwd=tmp, check=True)
+        shots = [out / "mlflow-runs.png", out / "tensorboard-hparams.png"]
+        port = free_port()
+        ui = serve(["mlflow", "ui", "--port", str(port)], tmp, f"http://127.0.0.1:{port}/")
+        try:
+            shoot(f"http://127.0.0.1:{port}/#/experiments/{experiment_id(tmp, 'digits')}/runs",
+                  "digits", shots[0], width=1800, expand="digits")
+        finally:
+            ui.terminate()
         port = free_port()
         board = serve(["tensorboard", "--logdir", "runs", "--port", str(port)], tmp,
                       f"http://127.0.0.1:{port}/")
         try:
             # Wide enough for every column of the digits space and the four metrics.
-            shot = out / "tensorboard-hparams.png"
-            shoot(f"http://127.0.0.1:{port}/#hparams", "val_accuracy", shot, width=2400)
+            shoot(f"http://127.0.0.1:{port}/#hparams", "val_accuracy", shots[1], width=2400)
         finally:
             board.terminate()
-    print(f"{shot} ({shot.stat().st_size / 1e3:.0f} kB)")
+    for shot in shots:
+        print(f"{shot} ({shot.stat().st_size / 1e3:.0f} kB)")
 
 
 if __name__ == "__main__":
