@@ -7,7 +7,10 @@ the target data a cold search and one warm-started search per K in --tops (``--w
 included). Each search's best val accuracy is followed trial by trial against the epochs it has
 trained (pruned trials count the epochs they trained). The figure: the epochs a search needs to
 reach the cold searches' final median best, as a share of the cold search's epochs (median over
-seeds; "never" where it does not get there).
+seeds; "never" where it does not get there). Phase by phase over the seeds: the source studies,
+the cold searches, then each warm search, run --stage trials at a time until it reaches the cold
+searches' median best or has trained the cold search's epochs (what it would do after that does
+not change the figure, and on a CPU the hours matter).
 
 The issue's figure (shapes, 2,000 -> 6,000 images, 3 seeds):
 
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -74,21 +78,24 @@ def trials_to(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((i + 1 for i, (_, best) in enumerate(curve) if best >= target), None)
 
 
-def one_seed(args: argparse.Namespace, seed: int, data_dir: Path) -> dict[str, list]:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        epochs = ["--epochs", str(args.epochs)] if args.epochs else []
-        search(folder, "src", args.source, args.source_trials, seed, epochs, data_dir)
-        target_seed = seed + TARGET_SEED_OFFSET
-        curves = {"cold": search(folder, "cold", args.target, args.trials, target_seed, epochs,
-                                 data_dir)}
-        for k in args.tops:
-            warm = [*epochs, "--warm-start", "src", "--warm-start-top", str(k)]
-            curves[f"warm K={k}"] = search(folder, f"warm-{k}", args.target, args.trials,
-                                           target_seed, warm, data_dir)
-        if args.informed:
-            curves["informed"] = informed(folder, args, seed, epochs, data_dir)
-        return curves
+def run_seeds(pool: concurrent.futures.Executor, task: Any, seeds: list[int]) -> dict[int, Any]:
+    futures = {seed: pool.submit(task, seed) for seed in seeds}
+    return {seed: future.result() for seed, future in futures.items()}
+
+
+def warm(folder: Path, args: argparse.Namespace, seed: int, k: int, epochs: list[str],
+         data_dir: Path, target: float, cold_epochs: int) -> list[tuple[int, float]]:
+    """The warm-started search, run --stage trials at a time (the study resumed each time, as
+    any search raised with --trials) until it reaches ``target``, has trained as many epochs as
+    the cold search, or has run --trials: what it does after that does not change the figure."""
+    name, done = f"warm-{k}", 0
+    extra = [*epochs, "--warm-start", "src", "--warm-start-top", str(k)]
+    while True:
+        done = min(args.trials, done + args.stage)
+        curve = search(folder, name, args.target, done, seed, extra, data_dir)
+        extra = epochs  # the warm start applies to a new study only
+        if done >= args.trials or curve[-1][1] >= target or curve[-1][0] >= cold_epochs:
+            return curve
 
 
 def informed(folder: Path, args: argparse.Namespace, seed: int, epochs: list[str],
@@ -131,6 +138,11 @@ def main() -> None:
                         "inform the sampler directly")
     parser.add_argument("--epochs", type=int, help="max epochs per trial, every search (default: "
                         "each study's own, sized from its data); for a quick, smaller run")
+    parser.add_argument("--stage", type=int, default=5,
+                        help="a warm search runs this many trials at a time and stops once it has "
+                        "reached the cold searches' median best or trained the cold search's epochs")
+    parser.add_argument("--workdir", type=Path,
+                        help="a folder per seed with its studies, kept (default: a new temporary one)")
     parser.add_argument("--data-dir", type=Path, default=Path("data").resolve(),
                         help="decode cache, shared by every search (default data/)")
     args = parser.parse_args()
@@ -138,12 +150,32 @@ def main() -> None:
     args.source, args.target = (str(Path(d).resolve()) if Path(d).is_dir() else d
                                 for d in (args.source, args.target))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Seeds side by side (--jobs): the figure counts epochs, which other work does not change.
+    args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="warm-start-"))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"studies in {args.workdir}", flush=True)
+    folders = {seed: args.workdir / f"seed-{seed}" for seed in args.seeds}
+    data_dir, epochs = args.data_dir.resolve(), (["--epochs", str(args.epochs)] if args.epochs else [])
+    # Seeds side by side (--jobs), phase by phase: the figure counts epochs, which other work
+    # does not change, and the warm searches need every cold search's best first.
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = {seed: pool.submit(one_seed, args, seed, args.data_dir.resolve())
-                   for seed in args.seeds}
-        runs = {seed: future.result() for seed, future in futures.items()}
-    target = statistics.median(runs[s]["cold"][-1][1] for s in args.seeds)
+        for folder in folders.values():
+            folder.mkdir(exist_ok=True)
+        run_seeds(pool, lambda s: search(folders[s], "src", args.source, args.source_trials, s,
+                                         epochs, data_dir), args.seeds)
+        cold = run_seeds(pool, lambda s: search(folders[s], "cold", args.target, args.trials,
+                                                s + TARGET_SEED_OFFSET, epochs, data_dir), args.seeds)
+        runs = {seed: {"cold": cold[seed]} for seed in args.seeds}
+        target = statistics.median(cold[s][-1][1] for s in args.seeds)
+        for k in args.tops:
+            curves = run_seeds(pool, lambda s, k=k: warm(folders[s], args, s + TARGET_SEED_OFFSET, k,
+                                                    epochs, data_dir, target, cold[s][-1][0]),
+                               args.seeds)
+            for seed, curve in curves.items():
+                runs[seed][f"warm K={k}"] = curve
+        if args.informed:
+            for seed, curve in run_seeds(pool, lambda s: informed(folders[s], args, s, epochs,
+                                                                  data_dir), args.seeds).items():
+                runs[seed]["informed"] = curve
     print(f"\ncold searches' final median best: {target:.4f}\n")
     print("| search | " + " | ".join(f"seed {s}: epochs (trials) to it / cold epochs"
                                      for s in args.seeds) + " | median share |")

@@ -209,10 +209,10 @@ DEPLOY_DEFAULTS = {key: getattr(StudySpec(), key) for key in DEPLOY_KEYS}
 # its training; a write at most every 2 s cost -0.1% (noise; docs/benchmarks/resume.md), and bounds what
 # kill -9 loses to 2 s of training (or one epoch, where epochs are longer).
 SAVE_EVERY_SECONDS = 2.0
-# A warm start's configurations, unless told. Not settled by measurement: on digits
-# (benchmarks/warm_start.py, one seed; docs/benchmarks/warm-start.md) every K ended within two
-# validation images of the cold search, which reached its best on its third trial. 5 is a few
-# of an earlier study's best without making most of a short search replay it.
+# A warm start's configurations, unless told. On digits, 3 seeds (benchmarks/warm_start.py;
+# docs/benchmarks/warm-start.md), K = 1 needed 0.29 of the cold search's epochs to reach its
+# median best and K = 3, 5 and 10 each 0.18: one is too few, and past three digits cannot tell
+# them apart. 5 keeps a margin over 3 without making most of a short search replay old trials.
 DEFAULT_WARM_START_TOP = 5
 
 
