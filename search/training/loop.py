@@ -248,8 +248,11 @@ def fit(
         val_accuracy = accuracy(model, data.val, normalize) if validate else math.nan
         result = EpochResult(epoch, train_loss, val_accuracy, time.perf_counter() - started)
         results.append(result)
-        if on_epoch is not None:
-            on_epoch(result)
-        if checkpoint is not None and epoch + 1 < epochs:
-            checkpoint(loop.state(results))
+        # Reported and checkpointed as one step: a SIGTERM between the two would leave an epoch
+        # in the study that the checkpoint lacks, and the retry would train it again.
+        with interrupts.held():
+            if on_epoch is not None:
+                on_epoch(result)
+            if checkpoint is not None and epoch + 1 < epochs:
+                checkpoint(loop.state(results))
     return results
