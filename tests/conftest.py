@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +17,27 @@ import optuna
 import pytest
 import torch
 
+from search import interrupts
 from search.data.options import DataOptions
 from search.data.registry import DataBundle, Split, load_bundle
 from tests.helpers.configs import TINY_SPACE_TOML
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 torch.set_num_threads(1)
+
+@pytest.fixture()
+def interrupts_installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """search.interrupts' handlers for one test; the process's handlers and the interrupt flag
+    as they were after it, so no later test stops on this one's signal."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(interrupts, "_signalled", False)
+    interrupts.install()
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
 
 @pytest.fixture(scope="session")
 def digits() -> DataBundle:

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from search import interrupts
-
-
-@pytest.fixture()
-def installed() -> Iterator[None]:
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    interrupts.install()
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 class _Finalized:
@@ -28,14 +16,14 @@ class _Finalized:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_outside_a_finalizer_raises_at_once(installed: None, sig: int) -> None:
+def test_interrupt_outside_a_finalizer_raises_at_once(interrupts_installed: None, sig: int) -> None:
     # Rule: both signals raise KeyboardInterrupt where the program is.
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(sig)
 
 
 def test_interrupt_in_a_finalizer_is_raised_at_the_next_check(
-        installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        interrupts_installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
     dropped: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", dropped.append)
     _Finalized()  # collected at once: __del__ runs here

@@ -8,7 +8,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import interrupts
 from search.data.registry import DataBundle
 from search.schema import FAIL_REASON
 from search.training.loop import EpochResult
@@ -105,21 +104,16 @@ class _SignalsOnCollection:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
-def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_trial(tiny: DataBundle) -> None:
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_trial(tiny: DataBundle,
+                                                             interrupts_installed: None) -> None:
     # Rule: a Ctrl-C that lands in a finalizer ("Exception ignored in ...") is not lost: the
     # training loop raises it at its next batch, so Optuna fails the trial as interrupted.
-    interrupts.install()
-    try:
-        victim = _SignalsOnCollection()
-        del victim  # the KeyboardInterrupt dies inside __del__; the test goes on
-        study = optuna.create_study(direction="maximize")
-        study.enqueue_trial(GOOD)
-        with pytest.raises(KeyboardInterrupt):
-            study.optimize(Objective(tiny, WIDE_LR, epochs=2, seed=0, device=CPU), n_trials=1)
-        (trial,) = study.trials
-        assert trial.state == TrialState.FAIL
-        assert "epochs_run" not in trial.user_attrs  # stopped in its first epoch
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        interrupts._signalled = False
+    victim = _SignalsOnCollection()
+    del victim  # the KeyboardInterrupt dies inside __del__; the test goes on
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(GOOD)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(Objective(tiny, WIDE_LR, epochs=2, seed=0, device=CPU), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.FAIL
+    assert "epochs_run" not in trial.user_attrs  # stopped in its first epoch

@@ -19,7 +19,6 @@ import torch
 from optuna.trial import TrialState
 
 from model_space import TrialConfig, build_model, build_optimizer
-from search import interrupts
 from search.data.registry import DataBundle
 from search.schema import RESUMED_FROM_EPOCH
 from search.study.gate import WORKER_ATTR
@@ -93,10 +92,7 @@ def test_writes_wait_for_the_interval_and_an_interrupt_writes_what_waits(
 
 
 def test_sigterm_just_after_an_epoch_is_reported_still_checkpoints_that_epoch(
-        tiny: DataBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(interrupts, "_signalled", False)  # restored after: check() stays quiet
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    interrupts.install()
+        tiny: DataBundle, tmp_path: Path, interrupts_installed: None) -> None:
     checkpoints = TrialCheckpoints(tmp_path, save_every=3600)
     writer = checkpoints.writer(0)
 
@@ -104,13 +100,8 @@ def test_sigterm_just_after_an_epoch_is_reported_still_checkpoints_that_epoch(
         if result.epoch == 1:  # the study has epoch 2 now; the signal lands before the copy
             os.kill(os.getpid(), signal.SIGTERM)
 
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            _train(tiny, 4, on_epoch=preempted_after_2,
-                   checkpoint=lambda s: writer.save(s, CONFIG))
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, 4, on_epoch=preempted_after_2, checkpoint=lambda s: writer.save(s, CONFIG))
     writer.flush()
     state = checkpoints.load(0, CONFIG)
     # Rule: an epoch the study has is an epoch the checkpoint has: the retry trains none again.
