@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 _signalled = False
+_holding = False
+_held_back = False
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -37,8 +39,11 @@ def _in_finalizer(frame: FrameType | None) -> bool:
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    global _signalled
+    global _signalled, _held_back
     _signalled = True
+    if _holding:
+        _held_back = True  # raised by let_in()
+        return
     if _in_finalizer(frame):
         # Raised here, it would be printed as "Exception ignored in ..." and dropped; noted,
         # it is raised by the next check() (the training loop asks after every batch).
@@ -49,8 +54,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def install() -> None:
     """SIGINT and SIGTERM both raise KeyboardInterrupt: the running trial is failed, not left
     RUNNING. Call from the main thread, once per run."""
-    global _signalled
-    _signalled = False
+    global _signalled, _holding, _held_back
+    _signalled = _holding = _held_back = False
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -63,14 +68,22 @@ def check() -> None:
 
 def hold() -> None:
     """Keep Ctrl-C and SIGTERM pending until let_in(): for steps that must not stop half-way."""
+    global _holding
     if threading.current_thread() is threading.main_thread():
+        _holding = True
+        # Also blocked, for a caller whose handlers are not install()'s.
         signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
 
 
 def let_in() -> None:
     """Deliver what hold() kept pending (it is raised here) and let later signals through."""
+    global _holding, _held_back
     if threading.current_thread() is threading.main_thread():
+        _holding = False
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+        if _held_back:
+            _held_back = False
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

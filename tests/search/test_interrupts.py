@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 import pytest
 
@@ -32,3 +33,25 @@ def test_interrupt_in_a_finalizer_is_raised_at_the_next_check(
     assert dropped == []
     with pytest.raises(KeyboardInterrupt):
         interrupts.check()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_through_another_thread_waits_for_the_end_of_a_held_block(
+        interrupts_installed: None, sig: int) -> None:
+    # The kernel may hand a process's signal to any thread that does not block it (Optuna's
+    # heartbeat, a checkpoint write); Python runs the handler in the main thread regardless.
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.held():
+            assert other.ident is not None
+            signal.pthread_kill(other.ident, sig)
+            for step in range(1000):  # bytecode for the handler to run on, inside the block
+                steps.append(step)
+    finally:
+        stop.set()
+        other.join()
+    # Rule: the block runs to its end; the interrupt is raised after it.
+    assert len(steps) == 1000
