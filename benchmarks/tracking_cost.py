@@ -12,7 +12,10 @@ Beside the wall time it prints the CPU time of the whole process tree (the searc
 tracker host), which moves less than wall time on a machine shared with other work.
 
     python benchmarks/tracking_cost.py [--seeds 0 1 2] [--repeats 1] [--trials 100] \
-        [--variants none mlflow ...]
+        [--variants none mlflow ...] [--epochs N] [--pruner none]
+
+--epochs and --pruner make the search's trials longer than the default's (0.3-2 s on digits),
+to measure what tracking costs a study whose trials last seconds, as on photos.
 
 A variant written VARIANT@PATH runs from the checkout at PATH (PYTHONPATH), to set a change
 side by side with the commit before it. With --repeats R every seed runs R rounds (the order
@@ -33,6 +36,8 @@ import time
 from pathlib import Path
 
 import optuna
+
+from search.strategy.samplers import PRUNER_NAMES
 
 VARIANTS = {
     "none": [],
@@ -64,7 +69,7 @@ def tracked(variant: str, folder: Path) -> int:
     return -1
 
 
-def one_run(label: str, seed: int, trials: int) -> dict[str, float]:
+def one_run(label: str, seed: int, trials: int, extra: list[str]) -> dict[str, float]:
     variant, _, code = label.partition("@")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -76,7 +81,7 @@ def one_run(label: str, seed: int, trials: int) -> dict[str, float]:
         cpu_before = _children_cpu()
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "search.run", "--trials", str(trials), "--seed",
-                        str(seed), "--quiet", *VARIANTS[variant]], cwd=folder, check=True,
+                        str(seed), "--quiet", *extra, *VARIANTS[variant]], cwd=folder, check=True,
                        stdout=subprocess.DEVNULL, env=env)
         wall = time.perf_counter() - started
         cpu = _children_cpu() - cpu_before
@@ -102,7 +107,14 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
                         help=f"of {', '.join(VARIANTS)}; VARIANT@PATH runs it from the checkout "
                         "at PATH (a git worktree of another commit)")
+    parser.add_argument("--epochs", type=int, help="max epochs per trial (default: the study's)")
+    parser.add_argument("--pruner", choices=PRUNER_NAMES,
+                        help="the search's pruner (default: the study's)")
     args = parser.parse_args()
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    extra = [*(["--epochs", str(args.epochs)] if args.epochs else []),
+             *(["--pruner", args.pruner] if args.pruner else [])]
     for label in args.variants:
         if label.partition("@")[0] not in VARIANTS:
             parser.error(f"unknown variant {label!r}")
@@ -114,7 +126,7 @@ def main() -> None:
         order = args.variants[i % len(args.variants):] + args.variants[:i % len(args.variants)]
         epochs = set()
         for variant in order:
-            row = one_run(variant, seed, args.trials)
+            row = one_run(variant, seed, args.trials, extra)
             walls[variant][i], cpus[variant][i] = row["wall_s"], row["cpu_s"]
             epochs.add(row["epochs"])
             print(f"{time.strftime('%H:%M:%S')} seed {seed} {variant}: wall {row['wall_s']:.1f} s, "

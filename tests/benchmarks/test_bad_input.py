@@ -25,6 +25,8 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     ("heldout.py", ("{tmp}",), "no runs with a logged best configuration under {tmp}"),
     ("recipes.py", ("--tasks", "cifar"), "argument --tasks: invalid choice: 'cifar'"),
     ("efficiency_summary.py", ("{tmp}",), "no efficiency-*.jsonl logs under {tmp}"),
+    ("tracking_cost.py", ("--epochs", "0"), "--epochs must be at least 1, got 0"),
+    ("tracking_cost.py", ("--pruner", "asha"), "argument --pruner: invalid choice: 'asha'"),
     ("warm_start.py", ("--budget", "0", "--workdir", "{tmp}/w"),
      "--budget must be a share of the cold search's epochs in (0, 1], got 0"),
 ])
