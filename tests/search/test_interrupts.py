@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 import pytest
 
@@ -48,7 +49,13 @@ def test_interrupt_through_another_thread_waits_for_the_end_of_a_held_block(
         with pytest.raises(KeyboardInterrupt), interrupts.held():
             assert other.ident is not None
             signal.pthread_kill(other.ident, sig)
-            for step in range(1000):  # bytecode for the handler to run on, inside the block
+            # The kernel delivers it when it next runs the other thread: wait, inside the
+            # block, until the handler has run (a fixed count of steps raced it when other
+            # tests kept the cores busy, and the signal landed after the block).
+            deadline = time.monotonic() + 10
+            while not interrupts._signalled and time.monotonic() < deadline:
+                pass
+            for step in range(1000):
                 steps.append(step)
     finally:
         stop.set()
