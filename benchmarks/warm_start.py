@@ -142,7 +142,8 @@ def main() -> None:
                         "each study's own, sized from its data); for a quick, smaller run")
     parser.add_argument("--stage", type=int, default=5,
                         help="a warm search runs this many trials at a time and stops once it has "
-                        "reached the cold searches' median best or trained the cold search's epochs")
+                        "reached the cold searches' median best or trained --budget of the cold search's "
+                        "epochs")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="a warm search also stops once it has trained this share of the cold "
                         "search's epochs (0.5: the issue's bound)")

@@ -25,6 +25,7 @@ from tests.helpers.configs import TINY_SPACE_TOML
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 torch.set_num_threads(1)
 
+
 @pytest.fixture()
 def interrupts_installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """search.interrupts' handlers for one test; the process's handlers and the interrupt flag
